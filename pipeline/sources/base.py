@@ -1,0 +1,93 @@
+"""The one interface every data source implements, and how `ingest` finds them.
+
+A source is a small module with a `read(spec) -> Iterator[dict]` function that yields raw conversation
+records in the DESIGN.md shape (validated later, in `prepare`), or `invalid_record(...)` wrappers for input it
+could not turn into a record: `ingest` never drops anything, `prepare` quarantines those with their reason.
+
+Records whose turns carry only partly known labels say so in `meta.labelled_turns` (the indices of the turns
+whose `labels` are known; the other turns have `labels: []` meaning *unknown*, not benign). A record without
+`labelled_turns` is fully labelled. Training must mask the loss of turns outside `labelled_turns`, and `end_at`
+of such a record is not a gold end.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import ConfigError
+
+#: kind -> (module, function, required keys, optional keys). Keys common to all kinds: name, kind, weight.
+ADAPTERS: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
+    "synthetic": ("pipeline.ingest", "read_synthetic", ("n_conversations", "seed"), ()),
+    "chat_jsonl": ("pipeline.sources.chat_jsonl", "read", ("path",), ("category",)),
+    "convabuse": ("pipeline.sources.convabuse", "read", ("path",), ("splits",)),
+    "feedback": ("pipeline.sources.feedback", "read", ("path",), ()),
+}
+COMMON_KEYS = ("name", "kind", "weight")
+INVALID_KEY = "_invalid"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One entry of `configs/data.yaml` `sources:`, checked."""
+
+    name: str
+    kind: str
+    weight: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, key: str = "path") -> Path:
+        """A path option, resolved against the working directory (the repo root under DVC)."""
+        return Path(str(self.options[key]))
+
+
+def parse_sources(raw: Any) -> list[SourceSpec]:
+    """Validate the `sources:` list; any problem stops the run with one line (ConfigError, exit 2)."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("data.sources must be a non-empty list of sources")
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw):
+        where = f"data.sources[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a mapping with at least `kind`")
+        kind = entry.get("kind")
+        if kind not in ADAPTERS:
+            raise ConfigError(f"{where}: unknown source kind {kind!r} (expected one of {', '.join(ADAPTERS)})")
+        _, _, required, optional = ADAPTERS[kind]
+        name = str(entry.get("name") or kind)
+        where = f"data.sources[{i}] ({name})"
+        if "/" in name or not name.strip():
+            raise ConfigError(f"{where}: name must be non-empty and must not contain '/'")
+        if name in seen:
+            raise ConfigError(f"{where}: duplicate source name {name!r}")
+        seen.add(name)
+        missing = [k for k in required if entry.get(k) is None]
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {', '.join(missing)} for kind {kind!r}")
+        unknown = sorted(set(entry) - set(COMMON_KEYS) - set(required) - set(optional))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} for kind {kind!r}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise ConfigError(f"{where}: weight must be a number > 0, got {weight!r}")
+        options = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
+        if "path" in options and not Path(str(options["path"])).exists():
+            raise ConfigError(f"{where}: path {options['path']!r} does not exist")
+        specs.append(SourceSpec(name=name, kind=kind, weight=float(weight), options=options))
+    return specs
+
+
+def adapter(kind: str) -> Callable[[SourceSpec], Iterator[dict[str, Any]]]:
+    """The `read` function for a kind (imported lazily: a source's dependencies load only when used)."""
+    module, func, _, _ = ADAPTERS[kind]
+    return getattr(importlib.import_module(module), func)
+
+
+def invalid_record(file: str | Path, line: int, reason: str, raw: str, field_path: str = "") -> dict[str, Any]:
+    """A wrapper for input that could not become a record; `prepare` quarantines it with this reason."""
+    return {INVALID_KEY: {"file": str(file), "line": line, "field": field_path, "reason": reason, "raw": raw[:2000]}}
