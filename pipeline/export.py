@@ -1,0 +1,501 @@
+"""Export stage: fine-tuned checkpoint -> ONNX fp32 -> int8, parity-checked, written as the serving bundle.
+
+Parity is measured on every test-split window, scored exactly as production
+scores them (serving.window, serving.calibration, serving.policy):
+  - fp32 ONNX vs PyTorch: max |Δlogit| (gate: <= max_abs_logit_fp32),
+  - int8 vs fp32: max / mean |Δprob| and *decision* agreement: the share of
+    test conversations whose replayed outcome (end turn and reason, or no end) is
+    the same (gate: >= min_decision_agreement_int8).
+The bundle is only put in place when both gates pass; metrics/export.json is
+written either way so a failure can be read.
+
+    python -m pipeline.export [--checkpoint DIR] [--thresholds FILE] [--test-split FILE] [--bundle DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.config import ConfigError, load_config
+from pipeline.splits import read_split
+from serving.bundle import MODEL_FILES, TOKENIZER_FILE, write_manifest
+from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
+from serving.labels import MODEL_LABELS
+from serving.policy import PolicyConfig, first_end, replay
+from serving.schema import Conversation
+from serving.session import OnnxModel
+from serving.window import WindowEncoder, WindowSpec, pad_batch
+
+log = logging.getLogger("pipeline.export")
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_MODEL_NAME = "escalation-guard-scorer-onnx"
+
+
+class ExportError(RuntimeError):
+    """A gate failed or an input is unusable; the message says which."""
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass
+class CheckpointInputs:
+    model: Any  # transformers PreTrainedModel
+    tokenizer_file: Path
+    window: WindowSpec
+    policy: PolicyConfig
+    temperatures: dict[str, float]
+    thresholds_doc: dict[str, Any]
+    train_info: dict[str, Any]
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ExportError(f"{path}: {what} not found")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: unreadable {what}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ExportError(f"{path}: {what} must be a JSON object")
+    return doc
+
+
+def load_policy(thresholds_doc: Mapping[str, Any], source: str = "thresholds.json") -> tuple[PolicyConfig, dict]:
+    """The evaluated policy (with its calibrated thresholds) and temperatures from `evaluate`'s output."""
+    try:
+        policy = PolicyConfig.from_dict(thresholds_doc.get("policy") or {})
+        policy = policy.with_thresholds(thresholds_doc.get("thresholds") or {})
+        temps = {k: float(v) for k, v in (thresholds_doc.get("temperatures") or {}).items()}
+        temperature_vector(temps)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{source}: {exc}") from None
+    unknown = set(temps) - set(MODEL_LABELS)
+    if unknown:
+        raise ExportError(f"{source}: temperatures for unknown labels {sorted(unknown)}")
+    return policy, temps
+
+
+def load_inputs(checkpoint: Path, thresholds: Path) -> CheckpointInputs:
+    """The checkpoint (eager attention: it exports cleanly) and everything that ships beside it."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    if not checkpoint.is_dir():
+        raise ExportError(f"{checkpoint}: checkpoint folder not found (run the train stage)")
+    tok = checkpoint / TOKENIZER_FILE
+    if not tok.is_file():
+        raise ExportError(f"{tok}: not found; the serving runtime needs the fast tokenizer file")
+    window = WindowSpec.from_dict(_read_json(checkpoint / "window.json", "window spec"))
+    info_path = checkpoint / "train_info.json"
+    train_info = _read_json(info_path, "train info") if info_path.exists() else {}
+    doc = _read_json(thresholds, "thresholds")
+    policy, temps = load_policy(doc, str(thresholds))
+    hf_logging.set_verbosity_error()
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if tuple(labels) != MODEL_LABELS:
+        raise ExportError(f"{checkpoint}: head labels {labels} do not match MODEL_LABELS {list(MODEL_LABELS)}")
+    model.eval()
+    return CheckpointInputs(model, tok, window, policy, temps, doc, train_info)
+
+
+# --------------------------------------------------------------------------- export + quantise
+class _LogitsOnly:
+    """Wraps the HF model so the graph has exactly one output named `logits`."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).logits
+
+        return Wrapper(model).eval()
+
+
+def export_onnx(model: Any, path: Path, *, opset: int = 17, vocab_size: int | None = None) -> None:
+    """torch.onnx.export (TorchScript exporter) with dynamic batch and sequence axes."""
+    import torch
+
+    wrapped = _LogitsOnly(model)
+    vocab = vocab_size or int(model.config.vocab_size)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (2, 11), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1
+    dyn = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    dyn["logits"] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapped,
+            (ids, mask, types),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=["logits"],
+            dynamic_axes=dyn,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, *, per_channel: bool = True, reduce_range: bool = False) -> None:
+    """Dynamic int8 quantisation of the weights (activations quantised at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the quantiser logs every node at INFO on the root logger
+    try:
+        quantize_dynamic(
+            str(fp32_path),
+            str(int8_path),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.setLevel(level)
+
+
+# --------------------------------------------------------------------------- parity
+@dataclass
+class TestWindows:
+    """Every scored (non-system) turn of the test split, as the serving scorer windows it."""
+
+    windows: list[tuple[list[int], list[int]]]
+    conv_index: list[int]
+    turn_index: list[int]
+
+
+def collect_windows(conversations: Sequence[Conversation], encoder: WindowEncoder) -> TestWindows:
+    tw = TestWindows([], [], [])
+    for ci, conv in enumerate(conversations):
+        turns = [(t.role, t.text) for t in conv.turns]
+        for ti, (w, (role, _)) in enumerate(zip(encoder.encode_conversation(turns), turns, strict=True)):
+            if role == "system":
+                continue
+            tw.windows.append(w)
+            tw.conv_index.append(ci)
+            tw.turn_index.append(ti)
+    return tw
+
+
+def _batches(windows: Sequence, batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def torch_logits(model: Any, windows: Sequence, pad_id: int, batch_size: int = 64, desc: str = "torch") -> np.ndarray:
+    import torch
+
+    out = np.zeros((len(windows), len(MODEL_LABELS)), dtype=np.float32)
+    with torch.inference_mode():
+        for idx in tqdm(_batches(windows, batch_size), desc=desc, unit="batch", file=sys.stderr):
+            ids, mask, types = pad_batch([windows[i] for i in idx], pad_id)
+            logits = model(
+                input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
+            ).logits
+            out[idx] = logits.float().numpy()
+    return out
+
+
+def onnx_logits(
+    model: OnnxModel, windows: Sequence, pad_id: int, batch_size: int = 64, desc: str = "onnx"
+) -> np.ndarray:
+    out = np.zeros((len(windows), len(MODEL_LABELS)), dtype=np.float32)
+    for idx in tqdm(_batches(windows, batch_size), desc=desc, unit="batch", file=sys.stderr):
+        ids, mask, types = pad_batch([windows[i] for i in idx], pad_id)
+        out[idx] = model.run(np.asarray(ids), np.asarray(mask), np.asarray(types))
+    return out
+
+
+def replay_outcomes(
+    conversations: Sequence[Conversation], tw: TestWindows, probs: np.ndarray, policy: PolicyConfig
+) -> tuple[list[tuple[int | None, str | None]], list[list[tuple[str, str]]]]:
+    """Per conversation: (end turn, reason) of the first end, and every turn's (action, reason)."""
+    per_conv: list[dict[int, dict[str, float]]] = [{} for _ in conversations]
+    for row, (ci, ti) in zip(scores_dicts(probs), zip(tw.conv_index, tw.turn_index, strict=True), strict=True):
+        per_conv[ci][ti] = row
+    outcomes, turn_actions = [], []
+    for conv, scored in zip(conversations, per_conv, strict=True):
+        roles = [t.role for t in conv.turns]
+        actions = replay(policy, roles, [scored.get(i, {}) for i in range(len(roles))], stop_at_end=False)
+        end = first_end(actions)
+        outcomes.append((None, None) if end is None else (end.index, end.reason))
+        turn_actions.append([(a.action, a.reason) for a in actions])
+    return outcomes, turn_actions
+
+
+def parity_metrics(
+    conversations: Sequence[Conversation],
+    tw: TestWindows,
+    logits_torch: np.ndarray,
+    logits_fp32: np.ndarray,
+    logits_int8: np.ndarray,
+    policy: PolicyConfig,
+    temperatures: Mapping[str, float],
+) -> dict[str, Any]:
+    temps = temperature_vector(temperatures)
+    p_torch = scores_from_logits(logits_torch, temps)
+    p_fp32 = scores_from_logits(logits_fp32, temps)
+    p_int8 = scores_from_logits(logits_int8, temps)
+    d_logit = np.abs(logits_fp32.astype(np.float64) - logits_torch)
+    d_prob = np.abs(p_int8 - p_fp32)
+    out_torch, _ = replay_outcomes(conversations, tw, p_torch, policy)
+    out_fp32, act_fp32 = replay_outcomes(conversations, tw, p_fp32, policy)
+    out_int8, act_int8 = replay_outcomes(conversations, tw, p_int8, policy)
+    n_conv = max(len(conversations), 1)
+    turn_pairs = [(a, b) for fa, ia in zip(act_fp32, act_int8, strict=True) for a, b in zip(fa, ia, strict=True)]
+    disagreements = [
+        {"id": c.id, "fp32": list(a), "int8": list(b)}
+        for c, a, b in zip(conversations, out_fp32, out_int8, strict=True)
+        if a != b
+    ]
+    return {
+        "conversations": len(conversations),
+        "windows": len(tw.windows),
+        "fp32_max_abs_logit": float(d_logit.max()) if d_logit.size else 0.0,
+        "fp32_mean_abs_logit": float(d_logit.mean()) if d_logit.size else 0.0,
+        "int8_max_abs_prob": float(d_prob.max()) if d_prob.size else 0.0,
+        "int8_mean_abs_prob": float(d_prob.mean()) if d_prob.size else 0.0,
+        "int8_max_abs_prob_per_label": {
+            name: float(d_prob[:, j].max()) if d_prob.size else 0.0 for j, name in enumerate(MODEL_LABELS)
+        },
+        "int8_decision_agreement": sum(a == b for a, b in zip(out_fp32, out_int8, strict=True)) / n_conv,
+        "int8_turn_action_agreement": (sum(a == b for a, b in turn_pairs) / len(turn_pairs)) if turn_pairs else 1.0,
+        "int8_vs_torch_decision_agreement": sum(a == b for a, b in zip(out_torch, out_int8, strict=True)) / n_conv,
+        "fp32_vs_torch_decision_agreement": sum(a == b for a, b in zip(out_torch, out_fp32, strict=True)) / n_conv,
+        "ended_fp32": sum(a[0] is not None for a in out_fp32),
+        "ended_int8": sum(a[0] is not None for a in out_int8),
+        "disagreements": disagreements[:50],
+    }
+
+
+# --------------------------------------------------------------------------- MLflow
+def log_to_mlflow(
+    run_id: str | None, metrics: Mapping[str, Any], bundle_dir: Path, cfg: Mapping[str, Any], profile: str
+) -> dict[str, Any]:
+    """Resume the training run; log parity metrics, bundle.json and the int8 model (registered)."""
+    import mlflow
+    import onnx
+    import onnxruntime
+
+    from pipeline import tracking
+
+    info: dict[str, Any] = {}
+    try:
+        active = tracking.start_or_resume_run(run_id, log_system_metrics=False)
+    except Exception as exc:  # noqa: BLE001 - a missing run (other store) must not lose the export's record
+        log.warning("could not resume MLflow run %s (%s); starting a new run", run_id, exc)
+        active = tracking.start_or_resume_run(None, run_name="export", tags={"stage": "export", "profile": profile})
+    with active as run:
+        info["run_id"] = run.info.run_id
+        scalar = {
+            f"export.{k}": v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        tracking.log_metrics(scalar)
+        tracking.retry(mlflow.log_artifact, str(bundle_dir / "bundle.json"), artifact_path="bundle")
+        if cfg.get("log_model", True):
+            pip = [
+                f"onnxruntime=={onnxruntime.__version__}",
+                f"onnx=={onnx.__version__}",
+                f"numpy=={np.__version__}",
+            ]
+            model_info = tracking.retry(
+                mlflow.onnx.log_model,
+                onnx.load(str(bundle_dir / MODEL_FILES["int8"])),
+                name=cfg.get("artifact_path", "onnx_model"),
+                registered_model_name=ONNX_MODEL_NAME,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                pip_requirements=pip,
+                save_as_external_data=False,
+            )
+            info["model_uri"] = model_info.model_uri
+            version = getattr(model_info, "registered_model_version", None)
+            if version is not None:
+                info["registered_version"] = str(version)
+                client = mlflow.MlflowClient()
+                tracking.retry(client.set_registered_model_alias, ONNX_MODEL_NAME, "candidate", str(version))
+    return info
+
+
+# --------------------------------------------------------------------------- main
+def data_version(lock: Path, train_info: Mapping[str, Any]) -> str:
+    try:
+        from pipeline.tracking import data_version as dv
+
+        v = dv(lock)
+    except ImportError:
+        v = "untracked"
+    if v == "untracked" and train_info.get("data_version"):
+        return str(train_info["data_version"])
+    return v
+
+
+def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    inputs = load_inputs(Path(args.checkpoint), Path(args.thresholds))
+    conversations = read_split(args.test_split)
+    if not conversations:
+        raise ExportError(f"{args.test_split}: empty test split; parity needs windows")
+    bundle_dir = Path(args.bundle)
+    work = bundle_dir.with_name(bundle_dir.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    fp32_path, int8_path = work / MODEL_FILES["fp32"], work / MODEL_FILES["int8"]
+
+    log.info("exporting %s to ONNX (opset %d)", args.checkpoint, cfg["opset"])
+    export_onnx(inputs.model, fp32_path, opset=int(cfg["opset"]))
+    q = cfg.get("quantization") or {}
+    log.info("quantising to int8 (per_channel=%s)", q.get("per_channel", True))
+    quantize_int8(
+        fp32_path,
+        int8_path,
+        per_channel=bool(q.get("per_channel", True)),
+        reduce_range=bool(q.get("reduce_range", False)),
+    )
+    shutil.copyfile(inputs.tokenizer_file, work / TOKENIZER_FILE)
+
+    encoder = WindowEncoder.from_file(str(work / TOKENIZER_FILE), inputs.window)
+    tw = collect_windows(conversations, encoder)
+    par = cfg.get("parity") or {}
+    bs = int(par.get("batch_size", 64))
+    log.info("parity over %d windows of %d test conversations", len(tw.windows), len(conversations))
+    lt = torch_logits(inputs.model, tw.windows, encoder.pad_id, bs, desc="torch fp32")
+    lf = onnx_logits(OnnxModel(fp32_path, threads=args.threads), tw.windows, encoder.pad_id, bs, desc="onnx fp32")
+    li = onnx_logits(
+        OnnxModel(int8_path, threads=args.threads),
+        tw.windows,
+        encoder.pad_id,
+        int(par.get("int8_batch_size", 1)),
+        desc="onnx int8",
+    )
+    metrics = parity_metrics(conversations, tw, lt, lf, li, inputs.policy, inputs.temperatures)
+    max_logit = float(par.get("max_abs_logit_fp32", 1e-4))
+    min_agree = float(par.get("min_decision_agreement_int8", 0.995))
+    failures = []
+    if metrics["fp32_max_abs_logit"] > max_logit:
+        failures.append(f"fp32 max |Δlogit| {metrics['fp32_max_abs_logit']:.3g} > {max_logit:g}")
+    if metrics["int8_decision_agreement"] < min_agree:
+        failures.append(f"int8 decision agreement {metrics['int8_decision_agreement']:.4f} < {min_agree}")
+    metrics.update(
+        {
+            "gates": {"max_abs_logit_fp32": max_logit, "min_decision_agreement_int8": min_agree},
+            "passed": not failures,
+            "failures": failures,
+            "size_mb": {
+                "fp32": round(fp32_path.stat().st_size / 2**20, 2),
+                "int8": round(int8_path.stat().st_size / 2**20, 2),
+            },
+            "opset": int(cfg["opset"]),
+            "per_channel": bool(q.get("per_channel", True)),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
+    if failures:
+        shutil.rmtree(work, ignore_errors=True)
+        return metrics
+
+    manifest = write_manifest(
+        work,
+        window=inputs.window,
+        policy=inputs.policy,
+        temperatures=inputs.temperatures,
+        base_model=str(inputs.train_info.get("base_model", "unknown")),
+        mlflow_run_id=inputs.train_info.get("mlflow_run_id"),
+        data_version=data_version(Path(args.lock), inputs.train_info),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        extra={
+            "profile": profile,
+            "opset": int(cfg["opset"]),
+            "quantization": {"mode": "dynamic", "weight_type": "int8", "per_channel": bool(q.get("per_channel", True))},
+            "parity": {k: metrics[k] for k in ("fp32_max_abs_logit", "int8_decision_agreement", "int8_max_abs_prob")},
+            "thresholds_source": {
+                k: inputs.thresholds_doc.get(k)
+                for k in ("target_false_termination_rate", "valid_false_termination_rate")
+                if k in inputs.thresholds_doc
+            },
+        },
+    )
+    if bundle_dir.exists():
+        shutil.rmtree(bundle_dir)
+    os.replace(work, bundle_dir)
+    metrics["files"] = dict(manifest.files)
+    log.info("bundle written to %s", bundle_dir)
+
+    mcfg = cfg.get("mlflow") or {}
+    if mcfg.get("enabled", True) and not args.no_mlflow:
+        metrics["mlflow"] = log_to_mlflow(inputs.train_info.get("mlflow_run_id"), metrics, bundle_dir, mcfg, profile)
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default="models/checkpoint")
+    p.add_argument("--thresholds", default="models/thresholds.json")
+    p.add_argument("--test-split", default="data/splits/test.parquet")
+    p.add_argument("--bundle", default="models/bundle")
+    p.add_argument("--metrics", default="metrics/export.json")
+    p.add_argument("--lock", default="dvc.lock", help="dvc.lock, for the data version recorded in the bundle")
+    p.add_argument("--config-dir", default="configs")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for parity scoring")
+    p.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    from pipeline.config import active_profile
+
+    profile = args.profile or active_profile(Path(args.config_dir))
+    cfg = load_config("export", profile, args.config_dir).get("export")
+    if not isinstance(cfg, dict) or "opset" not in cfg:
+        raise ConfigError(f"{args.config_dir}/export.yaml: missing export.opset")
+    try:
+        metrics = run_export(args, cfg, profile)
+    except ExportError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"parity: fp32 max|Δlogit|={metrics['fp32_max_abs_logit']:.2e}  int8 max|Δprob|={metrics['int8_max_abs_prob']:.4f} "
+        f"mean|Δprob|={metrics['int8_mean_abs_prob']:.2e}  int8 decision agreement={metrics['int8_decision_agreement']:.4f} "
+        f"({metrics['conversations']} conversations, {metrics['windows']} windows)"
+    )
+    if not metrics["passed"]:
+        print("export failed: " + "; ".join(metrics["failures"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

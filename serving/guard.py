@@ -1,0 +1,385 @@
+"""The production scorer: tokenise a turn, score its window with ONNX, step the policy.
+
+`Guard` is loaded once per process and shared (it holds no per-conversation
+state and is safe to call from many threads). Per-conversation state lives in a
+`ConversationState` the caller owns: the policy state plus the token ids of the
+last `max_turns` turns, so `observe` costs the same at turn 5 and turn 10,000.
+A branch (an edited earlier message) is `state.copy()` taken at that point.
+
+Failure policy: anything that goes wrong while scoring a turn (bad input type,
+tokenizer or onnxruntime error, non-finite logits) makes that turn's action
+`continue` with reason `degraded`; the scorer never ends a chat because
+something broke. Failures are logged and counted (`Guard.stats()`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.bundle import MODEL_FILES, TOKENIZER_FILE, BundleError, BundleManifest, read_manifest
+from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
+from serving.decision import Decision, TurnResult
+from serving.labels import MODEL_LABELS, ROLES
+from serving.policy import PolicyConfig, PolicyState, step
+from serving.session import OnnxModel
+from serving.window import WindowEncoder, WindowSpec, pad_batch
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+class GuardInputError(TypeError):
+    """The call itself is malformed (e.g. `turns` is not a list); per-turn problems degrade instead."""
+
+
+class ConversationState:
+    """One conversation branch: policy state + the cached token ids of the last `max_turns` dialogue turns.
+
+    Small (bounded by the policy window and `max_turns`), copyable and
+    JSON-serialisable, so a caller can store it between requests or fork it.
+    """
+
+    __slots__ = ("policy", "context", "max_turns")
+
+    def __init__(
+        self, max_turns: int, policy: PolicyState | None = None, context: Iterable[Sequence[int]] = ()
+    ) -> None:
+        self.max_turns = int(max_turns)
+        self.policy = policy if policy is not None else PolicyState()
+        self.context: deque[list[int]] = deque((list(c) for c in context), maxlen=self.max_turns)
+
+    @property
+    def next_index(self) -> int:
+        return self.policy.next_index
+
+    @property
+    def ended(self) -> bool:
+        return self.policy.end_turn is not None
+
+    def copy(self) -> ConversationState:
+        return ConversationState(self.max_turns, self.policy.copy(), self.context)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "max_turns": self.max_turns,
+            "policy": self.policy.to_dict(),
+            "context": [list(c) for c in self.context],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConversationState:
+        if not isinstance(d, Mapping) or d.get("version") != STATE_VERSION:
+            raise ValueError(f"not a conversation state of version {STATE_VERSION}")
+        context = d.get("context", [])
+        if not isinstance(context, list) or not all(
+            isinstance(c, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in c) for c in context
+        ):
+            raise ValueError("state.context must be a list of lists of token ids")
+        return cls(int(d["max_turns"]), PolicyState.from_dict(d["policy"]), context)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConversationState) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"ConversationState(next_index={self.next_index}, ended={self.ended}, context_turns={len(self.context)})"
+
+
+def _coerce_turn(turn: Any) -> tuple[str, str]:
+    """(role, text) from a Turn, a {"role", "text"} mapping or a (role, text) pair; ValueError otherwise."""
+    if isinstance(turn, Mapping):
+        role, text = turn.get("role"), turn.get("text")
+    elif isinstance(turn, tuple | list) and len(turn) == 2:
+        role, text = turn
+    elif hasattr(turn, "role") and hasattr(turn, "text"):
+        role, text = turn.role, turn.text
+    else:
+        raise ValueError(f"a turn must be {{'role', 'text'}}, (role, text) or a Turn, got {type(turn).__name__}")
+    return _check_role_text(role, text)
+
+
+def _raw_role(turn: Any) -> Any:
+    """Best-effort role of a malformed turn, for the degraded result."""
+    if isinstance(turn, Mapping):
+        return turn.get("role")
+    if isinstance(turn, tuple | list) and turn:
+        return turn[0]
+    return getattr(turn, "role", None)
+
+
+def _check_role_text(role: Any, text: Any) -> tuple[str, str]:
+    if not isinstance(role, str):
+        raise ValueError(f"role must be a string, got {type(role).__name__}")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role[:40]!r} (expected one of {', '.join(ROLES)})")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    return role, text
+
+
+class Guard:
+    """Scores turns with the bundle's model and decides with the bundle's policy."""
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        encoder: WindowEncoder,
+        policy: PolicyConfig,
+        temperatures: Mapping[str, float] | None = None,
+        *,
+        manifest: BundleManifest | None = None,
+        bundle_dir: str | Path | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model
+        self.encoder = encoder
+        self.policy = policy
+        self.temperatures = dict(temperatures or {})
+        self._temps = temperature_vector(self.temperatures)
+        self.manifest = manifest
+        self.bundle_dir = None if bundle_dir is None else Path(bundle_dir)
+        self.batch_size = max(1, int(batch_size))
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        bundle_dir: str | Path,
+        *,
+        model: str = "int8",
+        threads: int = 1,
+        providers: Sequence[str] | None = None,
+        verify: bool = True,
+        batch_size: int = 32,
+    ) -> Guard:
+        """Load a bundle, refusing it if any file's sha256 differs from bundle.json.
+
+        `model` is "int8" (model.onnx, the default), "fp32" (model.fp32.onnx) or a file name in the bundle.
+        """
+        bundle_dir = Path(bundle_dir)
+        manifest = read_manifest(bundle_dir, verify=verify)
+        filename = MODEL_FILES.get(model, model)
+        if filename not in manifest.files:
+            raise BundleError(f"{bundle_dir}: model {model!r} ({filename}) is not in this bundle")
+        encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
+        onnx = OnnxModel(bundle_dir / filename, threads=threads, providers=providers)
+        return cls(
+            onnx,
+            encoder,
+            manifest.policy,
+            manifest.temperatures,
+            manifest=manifest,
+            bundle_dir=bundle_dir,
+            batch_size=batch_size,
+        )
+
+    @property
+    def window(self) -> WindowSpec:
+        return self.encoder.spec
+
+    # ------------------------------------------------------------------ counters
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def stats(self) -> dict[str, int]:
+        """Turns scored, turns degraded (and why), since load."""
+        with self._lock:
+            return dict(self._counts)
+
+    def _degrade(self, index: int, role: Any, kind: str, exc: BaseException | str) -> TurnResult:
+        msg = f"{kind}: {exc}"
+        log.warning("turn %d degraded to continue: %s", index, msg[:300])
+        self._count("degraded")
+        self._count(f"degraded.{kind}")
+        return TurnResult.failed(index, role, msg[:500])
+
+    # ------------------------------------------------------------------ scoring
+    def score_windows(self, windows: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray | str]:
+        """Calibrated probabilities per window (a row of MODEL_LABELS), or an error message for a window that failed.
+
+        Batches are formed from windows of similar length to cut padding; a failing
+        batch is retried window by window so one bad window degrades only itself.
+        """
+        out: list[np.ndarray | str] = [""] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            try:
+                rows = self._run([windows[i] for i in idx])
+            except Exception as exc:  # noqa: BLE001 - any runtime failure degrades, never ends
+                if len(idx) == 1:
+                    out[idx[0]] = f"model: {type(exc).__name__}: {exc}"
+                    continue
+                for i in idx:
+                    try:
+                        out[i] = self._run([windows[i]])[0]
+                    except Exception as exc1:  # noqa: BLE001
+                        out[i] = f"model: {type(exc1).__name__}: {exc1}"
+                continue
+            for i, row in zip(idx, rows, strict=True):
+                out[i] = row
+        for i, row in enumerate(out):
+            if isinstance(row, np.ndarray) and not np.all(np.isfinite(row)):
+                out[i] = "model: non-finite scores"
+        return out
+
+    def _run(self, windows: Sequence[tuple[list[int], list[int]]]) -> np.ndarray:
+        ids, mask, types = pad_batch(windows, self.encoder.pad_id)
+        logits = self.model.run(np.asarray(ids), np.asarray(mask), np.asarray(types))
+        if logits.ndim != 2 or logits.shape != (len(windows), len(MODEL_LABELS)):
+            raise RuntimeError(
+                f"model returned logits of shape {logits.shape}, expected ({len(windows)}, {len(MODEL_LABELS)})"
+            )
+        return scores_from_logits(logits, self._temps)
+
+    # ------------------------------------------------------------------ live use
+    def new_conversation(self) -> ConversationState:
+        return ConversationState(self.window.max_turns)
+
+    def observe(self, state: ConversationState, role: Any, text: Any) -> TurnResult:
+        """Score one new turn of a live conversation and advance `state` (in place).
+
+        Cost depends only on the window size, never on how long the conversation is.
+        """
+        if not isinstance(state, ConversationState):
+            raise GuardInputError(
+                f"state must be a ConversationState (from new_conversation()), got {type(state).__name__}"
+            )
+        index = state.policy.next_index
+        try:
+            role, text = _check_role_text(role, text)
+        except ValueError as exc:
+            state.policy.next_index += 1
+            return self._degrade(index, role, "input", exc)
+        if role == "system":  # system turns are neither scored nor context (window.py)
+            return self._step(state.policy, index, role, None)
+        try:
+            ids = self.encoder.tokenize_turn(role, text)
+        except Exception as exc:  # noqa: BLE001
+            state.policy.next_index += 1
+            return self._degrade(index, role, "tokenizer", exc)
+        window = self.encoder.assemble(state.context, ids)
+        state.context.append(ids)
+        (row,) = self.score_windows([window])
+        return self._step(state.policy, index, role, row)
+
+    def _step(self, pstate: PolicyState, index: int, role: str, row: np.ndarray | str | None) -> TurnResult:
+        if isinstance(row, str):
+            pstate.next_index += 1
+            return self._degrade(index, role, "model", row.removeprefix("model: "))
+        scores = None if row is None else scores_dicts(row[None, :])[0]
+        try:
+            action = step(self.policy, pstate, role, scores or {})
+        except Exception as exc:  # noqa: BLE001 - the policy is pure; still, never end on a bug
+            pstate.next_index = index + 1
+            return self._degrade(index, role, "policy", exc)
+        self._count("turns")
+        return TurnResult.from_action(action, scores)
+
+    # ------------------------------------------------------------------ whole conversations
+    def assess(self, turns: Iterable[Any], conv_id: str | None = None) -> Decision:
+        """Replay a whole conversation as if live (each turn sees only earlier turns)."""
+        return self.assess_many([(conv_id, turns)])[0]
+
+    def assess_many(
+        self,
+        conversations: Iterable[tuple[str | None, Iterable[Any]]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Decision]:
+        """Batch scoring for offline use: windows from many conversations share model batches.
+
+        `progress(n)` is called with the number of windows scored after each chunk.
+        """
+        prepared = []
+        for conv_id, turns in conversations:
+            if isinstance(turns, str | bytes | Mapping) or not isinstance(turns, Iterable):
+                raise GuardInputError(f"turns must be a list of turns, got {type(turns).__name__}")
+            prepared.append((conv_id, list(turns)))
+
+        # 1. validate and tokenise every turn (one batched tokenizer call), degrading bad turns
+        flat: list[tuple[str, str]] = []
+        where: list[tuple[int, int]] = []
+        roles: dict[tuple[int, int], str] = {}
+        problems: dict[tuple[int, int], tuple[Any, str, str]] = {}
+        for c, (_, turns) in enumerate(prepared):
+            for t, turn in enumerate(turns):
+                try:
+                    role_text = _coerce_turn(turn)
+                    flat.append(role_text)
+                    where.append((c, t))
+                    roles[(c, t)] = role_text[0]
+                except ValueError as exc:
+                    problems[(c, t)] = (_raw_role(turn), "input", str(exc))
+        ids_by_turn = self._tokenize_many(flat, where, problems)
+
+        # 2. assemble windows exactly as observe would
+        windows: list[tuple[list[int], list[int]]] = []
+        window_of: dict[tuple[int, int], int] = {}
+        for c, (_, turns) in enumerate(prepared):
+            context: deque[list[int]] = deque(maxlen=self.window.max_turns)
+            for t in range(len(turns)):
+                ids = ids_by_turn.get((c, t))
+                if ids is None:
+                    continue
+                if roles[(c, t)] != "system":
+                    window_of[(c, t)] = len(windows)
+                    windows.append(self.encoder.assemble(context, ids))
+                    context.append(ids)
+
+        # 3. score in chunks (progress per chunk)
+        rows: list[np.ndarray | str] = []
+        chunk = max(self.batch_size * 8, 256)
+        for lo in range(0, len(windows), chunk):
+            rows.extend(self.score_windows(windows[lo : lo + chunk]))
+            if progress is not None:
+                progress(min(chunk, len(windows) - lo))
+
+        # 4. step the policy per conversation
+        out = []
+        for c, (conv_id, turns) in enumerate(prepared):
+            pstate = PolicyState()
+            results = []
+            for t in range(len(turns)):
+                if (c, t) in problems:
+                    role, kind, msg = problems[(c, t)]
+                    pstate.next_index += 1
+                    results.append(self._degrade(t, role, kind, msg))
+                    continue
+                role = roles[(c, t)]
+                row = rows[window_of[(c, t)]] if (c, t) in window_of else None
+                results.append(self._step(pstate, t, role, row))
+            out.append(Decision.from_turns(conv_id, results))
+        return out
+
+    def _tokenize_many(
+        self,
+        flat: list[tuple[str, str]],
+        where: list[tuple[int, int]],
+        problems: dict[tuple[int, int], tuple[Any, str, str]],
+    ) -> dict[tuple[int, int], list[int]]:
+        out: dict[tuple[int, int], list[int]] = {}
+        try:
+            all_ids = self.encoder.tokenize_turns(flat) if flat else []
+            for key, ids in zip(where, all_ids, strict=True):
+                out[key] = ids
+            return out
+        except Exception:  # noqa: BLE001 - find the turn(s) that fail, keep the rest
+            pass
+        for key, (role, text) in zip(where, flat, strict=True):
+            try:
+                out[key] = self.encoder.tokenize_turn(role, text)
+            except Exception as exc:  # noqa: BLE001
+                problems[key] = (role, "tokenizer", f"{type(exc).__name__}: {exc}")
+        return out
