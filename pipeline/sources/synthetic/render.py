@@ -36,25 +36,24 @@ def _utterance(group: int, intent: str, prefer: tuple[str, ...], rng: random.Ran
 
 def render_step(step: Step, group: int, rng: random.Random) -> dict:
     """One turn dict in the schema: role, text, labels (model order), meta.family."""
-    texts: list[str] = []
-    names: list[str] = []
-    labels: set[str] = set()
-    for intent in step.intents:
-        text, fam = _utterance(group, intent, step.prefer, rng)
-        texts.append(text)
-        names.append(fam.name)
-        labels.update(fam.labels)
-    if len(texts) == 1:
-        text = texts[0]
+    if len(step.intents) == 1:
+        text, fam = _utterance(group, step.intents[0], step.prefer, rng)
+        labels = list(fam.labels)
+        family = fam.name
     else:
+        texts: list[str] = []
+        names: list[str] = []
+        label_set: set[str] = set()
+        for intent in step.intents:
+            t, fam = _utterance(group, intent, step.prefer, rng)
+            texts.append(t)
+            names.append(fam.name)
+            label_set.update(fam.labels)
         if rng.random() < 0.5:
             texts.reverse()
         text = _JOINERS[int(rng.random() * len(_JOINERS))].join(texts).strip()
+        labels = [name for name in MODEL_LABELS if name in label_set]
+        family = "+".join(names)
     if step.role == "user":
         text = apply_user_noise(text, rng, heat=step.heat)
-    return {
-        "role": step.role,
-        "text": text,
-        "labels": [name for name in MODEL_LABELS if name in labels],
-        "meta": {"family": "+".join(names)},
-    }
+    return {"role": step.role, "text": text, "labels": labels, "meta": {"family": family}}
