@@ -1,0 +1,179 @@
+"""Calibration and threshold choice, all on the validation split.
+
+1. A temperature per label (sigmoid(logit / T)) minimising the masked NLL: scores mean what they say,
+   which makes thresholds transferable and the reliability diagram honest.
+2. Per-label thresholds maximising turn-level F1, except `self_harm_risk`: it vetoes ending, so its
+   threshold is set for recall (the highest keeping `self_harm_min_recall`, capped).
+3. The thresholds the policy reads are then tuned by replaying the valid conversations through
+   `serving.policy.replay`: no self-harm conversation ended and a false-termination rate on never-end
+   conversations <= the target, then no early ends, then the most should-end conversations ended, then
+   the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from pipeline.replay_metrics import outcome
+from pipeline.turn_metrics import best_f1_threshold, threshold_for_recall
+from serving.calibration import scores_from_logits
+from serving.labels import MODEL_LABELS
+from serving.policy import PolicyConfig, replay
+from serving.schema import Conversation
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """T > 0 minimising the binary NLL of sigmoid(logit / T) (1.0 when there is nothing to fit)."""
+    z = np.asarray(logits, dtype=np.float64)
+    yb = np.asarray(y, dtype=np.float64)
+    if z.size == 0 or yb.min() == yb.max():
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        # log(1 + e^s) - y s, stably
+        return float(np.mean(np.logaddexp(0.0, s) - yb * s))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(res.x))
+
+
+def fit_temperatures(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    out = {}
+    for j, name in enumerate(MODEL_LABELS):
+        rows = mask[:, j] > 0
+        out[name] = fit_temperature(logits[rows, j], labels[rows, j]) if rows.any() else 1.0
+    return out
+
+
+def label_thresholds(
+    probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, cal: Mapping[str, Any]
+) -> dict[str, float]:
+    """Turn-level thresholds per label (F1-optimal; recall-first for self_harm_risk)."""
+    out = {}
+    for j, name in enumerate(MODEL_LABELS):
+        rows = mask[:, j] > 0
+        if not rows.any() or labels[rows, j].sum() == 0:
+            out[name] = 0.5
+            continue
+        t, _ = best_f1_threshold(probs[rows, j], labels[rows, j])
+        if name == "self_harm_risk":
+            t_rec = threshold_for_recall(probs[rows, j], labels[rows, j], float(cal.get("self_harm_min_recall", 0.98)))
+            t = min(t, t_rec, float(cal.get("self_harm_max_threshold", 0.3)))
+        out[name] = float(np.clip(t, 0.01, 0.99))
+    return out
+
+
+@dataclass
+class ReplaySummary:
+    never_end: int
+    false_terminations: int
+    should_end: int
+    terminated: int
+    early: int
+    self_harm_ended: int
+    lateness_mean: float
+
+    @property
+    def ftr(self) -> float:
+        return self.false_terminations / self.never_end if self.never_end else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.terminated / self.should_end if self.should_end else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "never_end": self.never_end,
+            "false_terminations": self.false_terminations,
+            "false_termination_rate": self.ftr,
+            "should_end": self.should_end,
+            "terminated": self.terminated,
+            "termination_recall": self.recall,
+            "early_terminations": self.early,
+            "self_harm_ended": self.self_harm_ended,
+            "lateness_mean": self.lateness_mean,
+        }
+
+
+def replay_all(
+    config: PolicyConfig, conversations: Sequence[Conversation], scores: Sequence[Sequence[Mapping[str, float]]]
+):
+    """The policy's actions for every conversation (scores: one dict per turn, {} for system turns)."""
+    return [replay(config, [t.role for t in c.turns], s) for c, s in zip(conversations, scores, strict=True)]
+
+
+def summarise_replay(
+    config: PolicyConfig, conversations: Sequence[Conversation], scores: Sequence[Sequence[Mapping[str, float]]]
+) -> ReplaySummary:
+    rows = [outcome(c, a) for c, a in zip(conversations, replay_all(config, conversations, scores), strict=True)]
+    never = [r for r in rows if not r["should_end"]]
+    should = [r for r in rows if r["should_end"]]
+    lat = [r["lateness"] for r in should if r["ended"] and r["lateness"] is not None and r["lateness"] >= 0]
+    return ReplaySummary(
+        never_end=len(never),
+        false_terminations=sum(r["ended"] for r in never),
+        should_end=len(should),
+        terminated=sum(r["ended"] for r in should),
+        early=sum(1 for r in should if r["ended"] and r["lateness"] is not None and r["lateness"] < 0),
+        self_harm_ended=sum(r["ended"] for r in rows if r["category"].startswith("self_harm")),
+        lateness_mean=float(np.mean(lat)) if lat else 0.0,
+    )
+
+
+def _key(s: ReplaySummary, target: float) -> tuple:
+    feasible = s.ftr <= target + 1e-12 and s.self_harm_ended == 0
+    if feasible:
+        return (1, -s.early, s.recall, -s.ftr, -s.lateness_mean)
+    return (0, -s.self_harm_ended, -s.ftr, -s.early, s.recall, -s.lateness_mean)
+
+
+def tune_policy_thresholds(
+    base: PolicyConfig,
+    conversations: Sequence[Conversation],
+    scores: Sequence[Sequence[Mapping[str, float]]],
+    start: Mapping[str, float],
+    cal: Mapping[str, Any],
+) -> tuple[dict[str, float], ReplaySummary, list[dict[str, Any]]]:
+    """Coordinate search of the policy-facing thresholds on replayed valid conversations.
+
+    Returns (thresholds, the valid replay summary at them, the search trace).
+    """
+    target = float(cal["target_false_termination_rate"])
+    grid = sorted(float(g) for g in cal.get("grid") or np.round(np.arange(0.05, 1.0, 0.05), 2))
+    tuned = [name for name in cal.get("tuned_labels", ["harmful_request", "abuse", "end_request", "redirect"])]
+    current = {name: float(start.get(name, 0.5)) for name in MODEL_LABELS}
+    best = summarise_replay(base.with_thresholds(current), conversations, scores)
+    trace: list[dict[str, Any]] = [{"pass": 0, "label": None, "thresholds": dict(current), **best.to_dict()}]
+    for p in range(1, int(cal.get("search_passes", 3)) + 1):
+        changed = False
+        for name in tuned:
+            candidates = sorted(set(grid) | {current[name]})
+            results = []
+            for v in candidates:
+                s = summarise_replay(base.with_thresholds({**current, name: v}), conversations, scores)
+                results.append((v, s, _key(s, target)))
+            top = max(r[2] for r in results)
+            plateau = [r for r in results if r[2] == top]
+            if any(r[0] == current[name] for r in plateau) and len(plateau) == 1:
+                continue
+            v, s, _ = plateau[len(plateau) // 2]
+            if v != current[name]:
+                changed = True
+                current[name] = v
+                best = s
+                trace.append({"pass": p, "label": name, "thresholds": dict(current), **best.to_dict()})
+        if not changed:
+            break
+    return current, best, trace
+
+
+def calibrated(logits: np.ndarray, temperatures: Mapping[str, float]) -> np.ndarray:
+    from serving.calibration import temperature_vector
+
+    return scores_from_logits(logits, temperature_vector(temperatures))
