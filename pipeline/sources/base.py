@@ -13,6 +13,7 @@ of such a record is not a gold end.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class SourceSpec:
     kind: str
     weight: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Run-time context from `ingest` (e.g. the policy for the synthetic generator), not from YAML.
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self, key: str = "path") -> Path:
         """A path option, resolved against the working directory (the repo root under DVC)."""
@@ -91,3 +94,37 @@ def adapter(kind: str) -> Callable[[SourceSpec], Iterator[dict[str, Any]]]:
 def invalid_record(file: str | Path, line: int, reason: str, raw: str, field_path: str = "") -> dict[str, Any]:
     """A wrapper for input that could not become a record; `prepare` quarantines it with this reason."""
     return {INVALID_KEY: {"file": str(file), "line": line, "field": field_path, "reason": reason, "raw": raw[:2000]}}
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[Path, int, Any]]:
+    """(file, line number, decoded object or `invalid_record`) for every non-blank line of a file or of the
+    `*.jsonl` files of a folder (sorted). Reads bytes so one non-UTF-8 line does not fail the file."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                stripped = raw.strip()
+                if not stripped:
+                    continue
+                try:
+                    text = stripped.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield (
+                        file,
+                        lineno,
+                        invalid_record(
+                            file,
+                            lineno,
+                            f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                            stripped[:2000].decode("utf-8", "replace"),
+                        ),
+                    )
+                    continue
+                try:
+                    yield file, lineno, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield (
+                        file,
+                        lineno,
+                        invalid_record(file, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})", text),
+                    )
