@@ -51,6 +51,18 @@ REPLY = {
     "end_request": ("a_end_ack",),
     "self_harm_risk": ("a_support",),
 }
+#: Which assistant families fit a user intent best (falls back to any family of the intent in the group).
+REPLY_PREFER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("hn_sadness", "a_chat"): ("sympathy", "tell-more"),
+    ("benign_smalltalk", "a_chat"): ("bot-honest", "friendly", "question-back", "tell-more", "ack"),
+    ("benign_short", "a_chat"): ("tell-more", "ack", "question-back", "clarify", "friendly"),
+    ("accept", "a_chat"): ("ack", "friendly", "question-back"),
+    ("hn_profanity", "a_chat"): ("friendly", "ack", "tell-more"),
+    ("hn_medicine", "a_help"): ("medical-info", "check-in", "explain"),
+    ("hn_security", "a_help"): ("security-info", "check-in", "explain"),
+    ("hn_fiction", "a_help"): ("story", "check-in"),
+    ("benign_task", "a_help"): ("sure-here", "steps", "explain", "travel", "code", "recipe", "recommend", "fact", "tip"),
+}
 THREAT_PREFS = ("threat", "die", "kys", "rape")
 SEXUAL_PREFS = ("sex", "nudes", "girl-show", "horny", "suck", "body", "porn", "strip", "sexual")
 INSULT_PREFS = ("insult", "you-are", "intelligence", "dumb", "worthless", "stfu", "fuck", "hate", "suck", "mock")
@@ -67,20 +79,21 @@ class Plan:
         self.steps.append(Step("user", intents, heat, prefer))
         return self
 
-    def asst(self, intent: str) -> Plan:
-        self.steps.append(Step("assistant", (intent,)))
+    def asst(self, intent: str, prefer: tuple[str, ...] = ()) -> Plan:
+        self.steps.append(Step("assistant", (intent,), 0.0, prefer))
         return self
 
     def reply(self, user_intent: str) -> Plan:
         opts = REPLY[user_intent]
-        return self.asst(opts[int(self.rng.random() * len(opts))])
+        intent = opts[int(self.rng.random() * len(opts))]
+        return self.asst(intent, REPLY_PREFER.get((user_intent, intent), ()))
 
     def exchange(self, intent: str, *, heat: float = 0.0, prefer: tuple[str, ...] = ()) -> Plan:
         return self.user(intent, heat=heat, prefer=prefer).reply(intent)
 
     def maybe_greeting(self, p: float = 0.2) -> Plan:
         if self.rng.random() < p:
-            self.asst("a_chat")
+            self.asst("a_chat", ("greet", "question-back"))
         return self
 
     def benign(self, lo: int, hi: int) -> Plan:

@@ -168,7 +168,7 @@ def typo(text: str, rng: random.Random) -> str:
 def leet(text: str, rng: random.Random) -> str:
     """Leetspeak on one word (or, rarely, all of them)."""
     words = text.split(" ")
-    idx = range(len(words)) if rng.random() < 0.2 else [int(rng.random() * len(words))]
+    idx = range(len(words)) if rng.random() < 0.05 else [int(rng.random() * len(words))]
     for i in idx:
         words[i] = "".join(_LEET.get(c, c) if rng.random() < 0.7 else c for c in words[i])
     return " ".join(words)
