@@ -1,0 +1,93 @@
+"""Export stage on the tiny checkpoint: parity metrics, gates, bundle, MLflow logging."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import export
+from serving.bundle import read_manifest
+from tests.serving_fixtures import REPO_ROOT, build_checkpoint, exported_bundle, write_test_split
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, base_tokenizer_path):
+    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+
+
+def _args(root: Path, ckpt: Path, thresholds: Path, split: Path, config_dir: Path) -> list[str]:
+    return [
+        "--checkpoint", str(ckpt), "--thresholds", str(thresholds), "--test-split", str(split),
+        "--bundle", str(root / "bundle"), "--metrics", str(root / "export.json"), "--lock", str(root / "none.lock"),
+        "--config-dir", str(config_dir), "--profile", "default",
+    ]  # fmt: skip
+
+
+def test_parity_metrics_and_bundle(bundle) -> None:
+    metrics = json.loads((bundle.parent / "metrics" / "export.json").read_text())
+    assert metrics["passed"] is True and metrics["failures"] == []
+    assert metrics["windows"] > 30 and metrics["conversations"] == 12
+    assert metrics["fp32_max_abs_logit"] <= 1e-4
+    assert metrics["int8_decision_agreement"] >= 0.995
+    assert 0 <= metrics["int8_mean_abs_prob"] <= metrics["int8_max_abs_prob"] < 0.05
+    assert metrics["size_mb"]["int8"] < metrics["size_mb"]["fp32"]
+    assert metrics["files"] == dict(read_manifest(bundle).files)
+    import onnx
+
+    m = onnx.load(str(bundle / "model.fp32.onnx"))
+    assert [i.name for i in m.graph.input] == list(export.INPUT_NAMES)
+    assert [o.name for o in m.graph.output] == ["logits"]
+    dims = [d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "sequence"]
+    assert m.opset_import[0].version == 17
+    q = onnx.load(str(bundle / "model.onnx"))
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in q.graph.node)
+
+
+def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer_path) -> None:
+    ckpt, thresholds = build_checkpoint(tmp_path, base_tokenizer_path, seed=1)
+    split = write_test_split(tmp_path)
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO_ROOT / "configs", configs)
+    cfg = yaml.safe_load((configs / "export.yaml").read_text())
+    cfg["export"]["parity"]["min_decision_agreement_int8"] = 1.01  # impossible
+    (configs / "export.yaml").write_text(yaml.safe_dump(cfg))
+    assert export.main([*_args(tmp_path, ckpt, thresholds, split, configs), "--no-mlflow"]) == 1
+    metrics = json.loads((tmp_path / "export.json").read_text())
+    assert metrics["passed"] is False and "int8 decision agreement" in metrics["failures"][0]
+    assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.tmp").exists()
+
+
+def test_bad_inputs_fail_with_one_line(tmp_path: Path, base_tokenizer_path, capsys) -> None:
+    ckpt, thresholds = build_checkpoint(tmp_path, base_tokenizer_path)
+    split = write_test_split(tmp_path)
+    thresholds.write_text(json.dumps({"thresholds": {"abuse": 2.0}, "policy": {}}))
+    assert export.main([*_args(tmp_path, ckpt, thresholds, split, REPO_ROOT / "configs"), "--no-mlflow"]) == 1
+    assert "threshold for abuse must be in [0, 1]" in capsys.readouterr().err
+    assert export.main([*_args(tmp_path, tmp_path / "nope", thresholds, split, REPO_ROOT / "configs")]) == 1
+    assert "checkpoint folder not found" in capsys.readouterr().err
+
+
+def test_mlflow_logging_registers_the_onnx_model(tmp_path: Path, base_tokenizer_path, monkeypatch) -> None:
+    pytest.importorskip("pipeline.tracking")
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.setenv("ESCALATION_GUARD_SYSTEM_METRICS", "0")
+    ckpt, thresholds = build_checkpoint(tmp_path, base_tokenizer_path)
+    split = write_test_split(tmp_path)
+    assert export.main(_args(tmp_path, ckpt, thresholds, split, REPO_ROOT / "configs")) == 0
+    metrics = json.loads((tmp_path / "export.json").read_text())
+    info = metrics["mlflow"]
+    client = mlflow.MlflowClient()
+    run = client.get_run(info["run_id"])
+    assert run.data.metrics["export.int8_decision_agreement"] == metrics["int8_decision_agreement"]
+    mv = client.get_model_version_by_alias(export.ONNX_MODEL_NAME, "candidate")
+    assert mv.run_id == info["run_id"]
+    mlmodel = Path(mlflow.artifacts.download_artifacts(info["model_uri"], dst_path=str(tmp_path / "dl"))) / "MLmodel"
+    text = mlmodel.read_text()
+    assert "CPUExecutionProvider" in text and "CUDAExecutionProvider" not in text

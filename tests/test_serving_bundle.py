@@ -1,0 +1,120 @@
+"""Bundle integrity: a tampered, incomplete or foreign bundle is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from serving.bundle import BundleError, read_manifest
+from serving.cli import main as cli_main
+from serving.guard import Guard
+from tests.serving_fixtures import exported_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, base_tokenizer_path):
+    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+
+
+@pytest.fixture
+def copy(bundle, tmp_path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_manifest_records_everything(bundle) -> None:
+    m = read_manifest(bundle)
+    d = json.loads((bundle / "bundle.json").read_text())
+    assert d["format_version"] == 1
+    assert set(d["files"]) == {"model.onnx", "model.fp32.onnx", "tokenizer.json"}
+    assert all(len(h) == 64 for h in d["files"].values())
+    for key in (
+        "labels",
+        "window",
+        "thresholds",
+        "temperatures",
+        "policy",
+        "base_model",
+        "mlflow_run_id",
+        "data_version",
+    ):
+        assert key in d
+    assert d["window"]["truncation"] == "left" and m.window.max_tokens == 128
+    assert d["thresholds"] == d["policy"]["thresholds"]
+    assert d["base_model"] == "tiny-random-bert" and d["data_version"] == "test-fixture"
+
+
+@pytest.mark.parametrize("victim", ["model.onnx", "model.fp32.onnx", "tokenizer.json"])
+def test_tampered_file_is_refused(copy: Path, victim: str) -> None:
+    data = bytearray((copy / victim).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / victim).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{victim}: sha256 .* does not match"):
+        Guard.load(copy)
+
+
+def test_missing_file_is_refused(copy: Path) -> None:
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(BundleError, match="missing: incomplete bundle"):
+        Guard.load(copy)
+
+
+def test_unlisted_required_file_is_refused(copy: Path) -> None:
+    d = json.loads((copy / "bundle.json").read_text())
+    del d["files"]["model.onnx"]
+    (copy / "bundle.json").write_text(json.dumps(d))
+    with pytest.raises(BundleError, match="required file model.onnx is not listed"):
+        Guard.load(copy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(format_version=2), "format_version 2 is not supported"),
+        (
+            lambda d: d.update(labels=["abuse", "harmful_request", "end_request", "self_harm_risk", "redirect"]),
+            "labels",
+        ),
+        (lambda d: d["thresholds"].update(abuse=0.99), "top-level thresholds differ"),
+        (lambda d: d["temperatures"].update(abuse=-1), "temperature for abuse must be > 0"),
+        (lambda d: d["files"].update({"../evil": "0" * 64}), "must not contain a path"),
+        (lambda d: d.pop("window"), "missing key 'window'"),
+    ],
+)
+def test_bad_manifest_is_refused(copy: Path, edit, message: str) -> None:
+    d = json.loads((copy / "bundle.json").read_text())
+    edit(d)
+    (copy / "bundle.json").write_text(json.dumps(d))
+    with pytest.raises(BundleError, match=message):
+        Guard.load(copy)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="bundle directory not found"):
+        Guard.load(tmp_path / "nope")
+    with pytest.raises(BundleError, match="bundle.json: not found"):
+        Guard.load(tmp_path)
+    (tmp_path / "bundle.json").write_text("{not json")
+    with pytest.raises(BundleError, match="unreadable"):
+        Guard.load(tmp_path)
+
+
+def test_unknown_model_name(bundle) -> None:
+    with pytest.raises(BundleError, match="model 'int4'"):
+        Guard.load(bundle, model="int4")
+
+
+def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> None:
+    assert cli_main(["inspect", "--bundle", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    for text in ("harmful_request=0.200", "min_flagged=3", "model.onnx", "tiny-random-bert", "integrity     ok"):
+        assert text in out
+    (copy / "model.onnx").write_bytes(b"not a model")
+    assert cli_main(["inspect", "--bundle", str(copy), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["integrity"].startswith("FAILED")
+    assert cli_main(["score", "--bundle", str(copy), "--input", "x", "--output", "y"]) == 2
+    assert "bundle error" in capsys.readouterr().err
