@@ -40,18 +40,31 @@ def _pick_category(rng: random.Random) -> str:
     return _CATS[-1]
 
 
-def generate_one(index: int, seed: int, policy: PolicyConfig, *, category: str | None = None) -> dict:
+def _gold(policy: PolicyConfig, turns: list[dict], cache: dict | None) -> int | None:
+    """`gold_end_at` on the gold labels, memoised per label pattern (plans repeat patterns a lot; the policy is pure)."""
+    pattern = tuple((t["role"], tuple(t["labels"])) for t in turns)
+    if cache is None:
+        return gold_end_at(policy, pattern)
+    hit = cache.get(pattern, -1)
+    if hit == -1:
+        hit = cache[pattern] = gold_end_at(policy, pattern)
+    return hit
+
+
+def generate_one(
+    index: int, seed: int, policy: PolicyConfig, *, category: str | None = None, _cache: dict | None = None
+) -> dict:
     """Conversation `index` of the corpus for `seed` (independent of how many are generated)."""
     rng = random.Random(seed * 1_000_003 + index)
     cat = category or _pick_category(rng)
     group = int(rng.random() * N_GROUPS)
     steps = PLANNERS[cat](rng).steps[:MAX_TURNS]
     turns = [render_step(s, group, rng) for s in steps]
-    end_at = gold_end_at(policy, [(t["role"], t["labels"]) for t in turns])
+    end_at = _gold(policy, turns, _cache)
     if end_at is not None and cat in NEVER_END_CATEGORIES:
         # A never-end plan that happened to satisfy the policy (e.g. the veto lapsed): cut it just before.
         turns = turns[:end_at]
-        end_at = gold_end_at(policy, [(t["role"], t["labels"]) for t in turns])
+        end_at = _gold(policy, turns, _cache)
     families = sorted({name for t in turns for name in t["meta"]["family"].split("+")})
     return {
         "id": f"syn-{index:06d}",
@@ -67,5 +80,6 @@ def generate(n_conversations: int, seed: int, policy: PolicyConfig) -> Iterator[
     """Yield `n_conversations` records in the DESIGN.md schema (pass `parse_conversation(require_labels=True)`)."""
     if n_conversations < 0:
         raise ValueError(f"n_conversations must be >= 0, got {n_conversations}")
+    cache: dict = {}  # per call: the policy object may differ between calls
     for i in range(n_conversations):
-        yield generate_one(i, seed, policy)
+        yield generate_one(i, seed, policy, _cache=cache)

@@ -61,7 +61,17 @@ REPLY_PREFER: dict[tuple[str, str], tuple[str, ...]] = {
     ("hn_medicine", "a_help"): ("medical-info", "check-in", "explain"),
     ("hn_security", "a_help"): ("security-info", "check-in", "explain"),
     ("hn_fiction", "a_help"): ("story", "check-in"),
-    ("benign_task", "a_help"): ("sure-here", "steps", "explain", "travel", "code", "recipe", "recommend", "fact", "tip"),
+    ("benign_task", "a_help"): (
+        "sure-here",
+        "steps",
+        "explain",
+        "travel",
+        "code",
+        "recipe",
+        "recommend",
+        "fact",
+        "tip",
+    ),
 }
 THREAT_PREFS = ("threat", "die", "kys", "rape")
 SEXUAL_PREFS = ("sex", "nudes", "girl-show", "horny", "suck", "body", "porn", "strip", "sexual")

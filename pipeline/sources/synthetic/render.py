@@ -28,7 +28,7 @@ def _candidates(group: int, intent: str, prefer: tuple[str, ...]) -> tuple[Famil
 
 
 def _utterance(group: int, intent: str, prefer: tuple[str, ...], rng: random.Random) -> tuple[str, Family]:
-    fams = _candidates(group, intent, prefer)
+    fams = _candidates(group, intent, prefer) if prefer else BY_GROUP[group][intent]
     fam = fams[int(rng.random() * len(fams))]
     seq = fam.templates[int(rng.random() * len(fam.templates))]
     return render(seq, rng, SLOTS), fam
