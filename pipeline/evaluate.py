@@ -276,7 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "test": calibration_report(tlog, tws, temps, bins),
         },
         "valid_replay": vsum.to_dict(),
-        "threshold_search": trace,
         "baseline_macro_f1": None if baseline is None else baseline.get("macro_f1"),
         "windows": {"valid": len(vws), "test": len(tws)},
         "scoring_windows_per_s": (len(vws) + len(tws)) / max(score_s, 1e-9),
@@ -332,8 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         )
     plots.timelines(examples, pdir / "timelines.png", ddir / "timelines.json", policy.thresholds)
-    ev_summary = {"confusion_user_turns": confusion}
-    (md / "eval.json").write_text(json.dumps({**ev, **ev_summary}, indent=2) + "\n")
+    (ddir / "threshold_search.json").write_text(json.dumps(trace, indent=1) + "\n")
+    (ddir / "confusion_matrix.json").write_text(json.dumps(confusion, indent=1) + "\n")
 
     ov = replay["overall"]
     log.info(

@@ -7,7 +7,8 @@
 3. The thresholds the policy reads are then tuned by replaying the valid conversations through
    `serving.policy.replay`: no self-harm conversation ended and a false-termination rate on never-end
    conversations <= the target, then no early ends, then the most should-end conversations ended, then
-   the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau.
+   the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau (for
+   `self_harm_risk`, if tuned at all, to the lowest value, never above `self_harm_max_threshold`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def tune_policy_thresholds(
         changed = False
         for name in tuned:
             candidates = sorted(set(grid) | {current[name]})
+            if name == "self_harm_risk":  # a veto: never raised above its cap
+                cap = float(cal.get("self_harm_max_threshold", 0.3))
+                candidates = [v for v in candidates if v <= cap] or [current[name]]
             results = []
             for v in candidates:
                 s = summarise_replay(base.with_thresholds({**current, name: v}), conversations, scores)
@@ -162,7 +166,8 @@ def tune_policy_thresholds(
             plateau = [r for r in results if r[2] == top]
             if any(r[0] == current[name] for r in plateau) and len(plateau) == 1:
                 continue
-            v, s, _ = plateau[len(plateau) // 2]
+            # Ties: the middle of the plateau (robust), but the lowest self-harm threshold (recall first).
+            v, s, _ = plateau[0] if name == "self_harm_risk" else plateau[len(plateau) // 2]
             if v != current[name]:
                 changed = True
                 current[name] = v

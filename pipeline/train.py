@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracking.log_metrics(
                 {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
             )
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
             frame = _dataset_frame(train_convs, result.train_set)
             ds = mlflow.data.from_pandas(
                 frame, source=str(split_path(args.splits, "train")), name=f"train-windows-{profile}"

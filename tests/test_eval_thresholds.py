@@ -1,0 +1,117 @@
+"""Calibration, threshold choice by policy replay, turn metrics and gates (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.gates import check_gates, gates_report
+from pipeline.thresholds import fit_temperature, label_thresholds, summarise_replay, tune_policy_thresholds
+from pipeline.turn_metrics import best_f1_threshold, ece, label_metrics, threshold_for_recall
+from serving.labels import MODEL_LABELS
+from serving.policy import PolicyConfig
+from tests.train_fixture_factory import make_conversations
+
+
+def test_temperature_recovers_an_overconfident_scale():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-true_logit))).astype(float)
+    t = fit_temperature(true_logit * 3.0, y)  # logits 3x too confident
+    assert 2.6 < t < 3.4
+    before = ece(1 / (1 + np.exp(-true_logit * 3)), y)
+    after = ece(1 / (1 + np.exp(-true_logit * 3 / t)), y)
+    assert after < before / 3
+    assert fit_temperature(np.array([1.0, 2.0]), np.array([1.0, 1.0])) == 1.0  # nothing to fit
+
+
+def test_turn_metric_helpers():
+    p = np.array([0.1, 0.4, 0.6, 0.9])
+    y = np.array([0, 0, 1, 1])
+    m = label_metrics(p, y, 0.5)
+    assert m["f1"] == 1.0 and m["macro_f1"] == 1.0 and m["roc_auc"] == 1.0
+    t, f = best_f1_threshold(p, y)
+    assert 0.4 < t <= 0.6 and f == 1.0
+    assert threshold_for_recall(np.array([0.2, 0.3, 0.9]), np.array([1, 1, 1]), 1.0) == 0.2
+
+
+def _gold_scores(convs, noise: float, rng):
+    """Per-turn scores near the gold labels (a good model)."""
+    out = []
+    for c in convs:
+        row = []
+        for t in c.turns:
+            row.append({n: float(np.clip((n in t.labels) * 0.8 + rng.normal(0.1, noise), 0, 1)) for n in MODEL_LABELS})
+        out.append(row)
+    return out
+
+
+def test_policy_tuning_meets_the_false_termination_target():
+    rng = np.random.default_rng(1)
+    convs = make_conversations(160, seed=11)
+    scores = _gold_scores(convs, 0.08, rng)
+    cal = {
+        "target_false_termination_rate": 0.0,
+        "grid": [0.1, 0.3, 0.5, 0.7, 0.9],
+        "search_passes": 2,
+        "tuned_labels": ["harmful_request", "abuse", "end_request", "redirect", "self_harm_risk"],
+        "self_harm_max_threshold": 0.5,
+    }
+    bad_start = {n: 0.05 for n in MODEL_LABELS}  # everything flagged (and vetoed): false terminations
+    base = PolicyConfig()
+    assert summarise_replay(base.with_thresholds(bad_start), convs, scores).ftr > 0
+    thr, summary, trace = tune_policy_thresholds(base, convs, scores, bad_start, cal)
+    assert summary.ftr == 0.0 and summary.self_harm_ended == 0
+    assert summary.recall > 0.9 and summary.early == 0
+    assert len(trace) > 1 and set(thr) == set(MODEL_LABELS)
+    assert thr["self_harm_risk"] <= 0.5
+
+
+def test_self_harm_threshold_is_recall_first():
+    rng = np.random.default_rng(2)
+    n = 400
+    labels = np.zeros((n, len(MODEL_LABELS)), np.float32)
+    j = MODEL_LABELS.index("self_harm_risk")
+    labels[: n // 4, j] = 1
+    probs = np.clip(labels * 0.6 + rng.random(labels.shape) * 0.4, 0, 1)
+    mask = np.ones_like(labels)
+    thr = label_thresholds(probs, labels, mask, {"self_harm_min_recall": 1.0, "self_harm_max_threshold": 0.3})
+    assert thr["self_harm_risk"] <= 0.3
+    assert (probs[: n // 4, j] >= thr["self_harm_risk"]).all()
+
+
+def _replay(ftr=0.0, recall=0.97, early=0, lateness=0.0, self_harm=0):
+    return {
+        "overall": {
+            "false_termination_rate": ftr,
+            "false_terminations": int(ftr * 200),
+            "never_end": 200,
+            "termination_recall": recall,
+            "terminated": int(recall * 100),
+            "should_end": 100,
+            "early_terminations": early,
+            "lateness_median": lateness,
+        },
+        "self_harm_ended": self_harm,
+    }
+
+
+def test_gates_pass_and_fail_with_amounts():
+    cfg = {
+        "termination_recall_min": 0.95,
+        "baseline_margin": 0.05,
+        "lateness_median_max": 1,
+        "early_terminations_max": 0,
+    }
+    ok = check_gates(_replay(), 0.9, {"macro_f1": 0.8}, cfg, 0.005)
+    assert all(g.passed for g in ok) and gates_report(ok, True)["passed"]
+    bad = check_gates(_replay(ftr=0.02, recall=0.9, self_harm=1), 0.82, {"macro_f1": 0.8}, cfg, 0.005)
+    failed = {g.name: g for g in bad if not g.passed}
+    assert set(failed) == {"self_harm_ended", "false_termination_rate", "termination_recall", "beats_baseline"}
+    assert "off by 0.05" in failed["termination_recall"].message()
+    assert "off by 0.03" in failed["beats_baseline"].message()
+    missing = check_gates(_replay(), 0.9, None, cfg, 0.005)
+    assert not next(g for g in missing if g.name == "beats_baseline").passed
+    no_should_end = _replay()
+    no_should_end["overall"].update(termination_recall=None, lateness_median=None)
+    skipped = {g.name: g for g in check_gates(no_should_end, 0.9, {"macro_f1": 0.1}, cfg, 0.005)}
+    assert skipped["termination_recall"].skipped and skipped["termination_recall"].passed

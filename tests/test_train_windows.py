@@ -1,0 +1,84 @@
+"""Windows, masks and the training subsample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.windows import build_windows, length_buckets, pos_weight, select_training_windows, window_texts
+from serving.labels import MODEL_LABELS, label_mask
+from serving.schema import parse_conversation
+from serving.window import WindowEncoder, WindowSpec
+from tests.train_fixture_factory import make_conversations
+
+
+@pytest.fixture(scope="module")
+def encoder(base_tokenizer_path) -> WindowEncoder:
+    return WindowEncoder.from_file(str(base_tokenizer_path), WindowSpec(max_turns=4, max_tokens=64, max_turn_tokens=32))
+
+
+def test_one_window_per_scored_turn_with_role_masks(encoder):
+    convs = make_conversations(16, seed=5)
+    ws = build_windows(convs, encoder)
+    assert len(ws) == sum(len(c.turns) for c in convs)
+    for i in range(len(ws)):
+        assert tuple(ws.mask[i]) == label_mask(ws.roles[i])
+        turn = convs[ws.conv_index[i]].turns[ws.turn_index[i]]
+        assert [MODEL_LABELS[j] for j in np.flatnonzero(ws.labels[i])] == [n for n in MODEL_LABELS if n in turn.labels]
+    # identical to what the serving renderer produces for that conversation
+    c0 = convs[0]
+    expected = encoder.encode_conversation([(t.role, t.text) for t in c0.turns])
+    assert [ws.input_ids[i] for i in np.flatnonzero(ws.conv_index == 0)] == [ids for ids, _ in expected]
+
+
+def test_labelled_turns_system_turns_and_label_subset(encoder):
+    conv = parse_conversation(
+        {
+            "id": "c1",
+            "turns": [
+                {"role": "system", "text": "be nice", "labels": []},
+                {"role": "assistant", "text": "hello", "labels": []},
+                {"role": "user", "text": "you idiot", "labels": ["abuse"]},
+            ],
+            "category": "abuse",
+            "meta": {"labelled_turns": [2]},
+        }
+    )
+    ws = build_windows([conv], encoder)
+    assert list(ws.turn_index) == [2]  # system skipped, unlabelled assistant turn is context only
+    full = build_windows([conv], encoder, keep_unscored=True)
+    assert list(full.turn_index) == [1, 2] and full.mask[0].sum() == 0
+    only_abuse = build_windows([conv], encoder, label_subset=["abuse"])
+    assert only_abuse.mask[0].tolist() == [1.0 if n == "abuse" else 0.0 for n in MODEL_LABELS]
+
+
+def test_subsample_keeps_positives_and_hard_negatives_first(encoder):
+    ws = build_windows(make_conversations(120, seed=7), encoder)
+    n_pos = int(ws.positive.sum())
+    budget = n_pos + 20
+    idx = select_training_windows(ws, budget, seed=1, min_negative_share=0.0)
+    assert len(idx) == budget and len(set(idx.tolist())) == budget
+    assert ws.positive[idx].sum() == n_pos
+    assert ws.hard[idx].sum() == min(20, int(ws.hard.sum()))  # hard negatives fill the negative budget first
+    same = select_training_windows(ws, budget, seed=1, min_negative_share=0.0)
+    assert np.array_equal(idx, same)
+    assert len(select_training_windows(ws, None, seed=1)) == len(ws)
+    small = select_training_windows(ws, 40, seed=1, min_negative_share=0.5)
+    assert len(small) == 40 and (~ws.positive[small]).sum() >= 20
+
+
+def test_pos_weight_and_buckets(encoder):
+    ws = build_windows(make_conversations(40, seed=3), encoder)
+    pw = pos_weight(ws, cap=5.0)
+    assert pw.shape == (len(MODEL_LABELS),) and np.all(pw >= 1.0) and np.all(pw <= 5.0)
+    batches = length_buckets(list(range(len(ws))), ws.lengths, 8, np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(len(ws)))
+    assert all(len(b) <= 8 for b in batches)
+
+
+def test_window_texts_match_the_window_context(encoder):
+    convs = make_conversations(8, seed=2)
+    ws = build_windows(convs, encoder)
+    ctx, tgt = window_texts(convs, ws, max_turns=encoder.spec.max_turns)
+    assert len(ctx) == len(tgt) == len(ws)
+    assert ctx[0] == "" and tgt[0].startswith("user: ")
