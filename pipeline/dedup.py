@@ -128,8 +128,7 @@ def shingle_hashes(docs: Sequence[str], shingle_size: int = 3) -> tuple[np.ndarr
     for j in range(k):
         idx = pos + j
         val = padded[np.minimum(idx, len(wh))]
-        if j:  # the first word of a shingle always belongs to its document
-            val[idx >= doc_end] = 0
+        val[idx >= doc_end] = 0  # past the document's end (or an empty document): pad
         acc += val * np.uint64(_SHINGLE_MULT[j % len(_SHINGLE_MULT)] + 2 * j)
     return _mix64(acc), offsets
 

@@ -24,6 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.config import CONFIG_DIR, ConfigError, load_config
+from pipeline.jsonl import dumps_line, paused_gc
 from pipeline.sources.base import INVALID_KEY, SourceSpec, adapter, parse_sources
 from serving.policy import PolicyConfig
 
@@ -95,7 +96,7 @@ def run(
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     metrics: dict[str, Any] = {"sources": {}, "written": 0}
     t0 = time.perf_counter()
-    with tmp.open("w", encoding="utf-8") as fh:
+    with tmp.open("wb") as fh, paused_gc():
         for spec in specs:
             spec = SourceSpec(spec.name, spec.kind, spec.weight, spec.options, {"policy": policy})
             m = {
@@ -120,7 +121,7 @@ def run(
                 if isinstance(record, dict) and INVALID_KEY in record:
                     m["invalid"] += 1
                     record[INVALID_KEY]["source"] = spec.name
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    fh.write(dumps_line(record))
                     m["written"] += 1
                     continue
                 record = namespace(record, spec)
@@ -129,13 +130,13 @@ def run(
                 if n == 0:
                     m["subsampled_out"] += 1
                     continue
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fh.write(dumps_line(record))
                 for k in range(1, n):
                     copy = json.loads(json.dumps(record))
                     copy["id"] = f"{rid}~{k}"
                     if isinstance(copy.get("meta"), dict):
                         copy["meta"]["oversample_of"] = rid
-                    fh.write(json.dumps(copy, ensure_ascii=False) + "\n")
+                    fh.write(dumps_line(copy))
                 m["written"] += n
                 m["oversampled_copies"] += n - 1
             if m["read"] == 0:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from pipeline.config import CONFIG_DIR, ConfigError, load_config
 from pipeline.dedup import MinHasher, UnionFind, content_hash, conversation_text, near_duplicates
+from pipeline.jsonl import dumps_line, loads, paused_gc
 from pipeline.normalize import normalize_turn_text
 from pipeline.sources.base import INVALID_KEY
 from serving.schema import RAW_KEEP_CHARS, SchemaError, parse_conversation
@@ -83,6 +84,11 @@ def normalise_record(rec: dict[str, Any], max_chars: int) -> int:
         text, cut, original = normalize_turn_text(turn["text"], max_chars)
         if not text:
             raise SchemaError(f"turns[{i}].text", "empty after normalisation (only whitespace/control characters)")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SchemaError(f"turns[{i}].text", "contains an unpaired surrogate (not valid Unicode)") from None
         turn["text"] = text
         if cut:
             truncated += 1
@@ -91,6 +97,18 @@ def normalise_record(rec: dict[str, Any], max_chars: int) -> int:
 
 
 def run(
+    raw_path: Path = RAW_PATH,
+    out_dir: Path = OUT_DIR,
+    metrics_path: Path = METRICS_PATH,
+    config_dir: Path = CONFIG_DIR,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """Run the stage (see the module doc); the cyclic GC is paused: see pipeline/jsonl.py."""
+    with paused_gc():
+        return _run(raw_path, out_dir, metrics_path, config_dir, profile)
+
+
+def _run(
     raw_path: Path = RAW_PATH,
     out_dir: Path = OUT_DIR,
     metrics_path: Path = METRICS_PATH,
@@ -142,7 +160,7 @@ def run(
                 )
                 continue
             try:
-                obj = json.loads(text)
+                obj = loads(stripped)
             except json.JSONDecodeError as exc:
                 reject(lineno, "", f"malformed JSON: {exc.msg} (column {exc.colno})", text)
                 continue
@@ -248,9 +266,9 @@ def run(
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8", errors="surrogatepass") as fh:
+    with tmp.open("wb") as fh:
         for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            fh.write(dumps_line(r))
     tmp.replace(path)
 
 

@@ -122,16 +122,18 @@ def _plot(summaries: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     top = max((max(s["_turn_counts"], default=1) for s in summaries.values()), default=1)
     bins = np.arange(0.5, top + 1.5)
     for name in names:
-        ax.hist(summaries[name]["_turn_counts"], bins=bins, histtype="step", density=True, label=name)
+        counts, edges = np.histogram(np.asarray(summaries[name]["_turn_counts"]), bins=bins, density=True)
+        ax.stairs(counts, edges, label=name)
     ax.set_title("turns per conversation")
     ax.legend()
     ax = axes[1, 1]
     top = max((max(s["_chars"], default=1) for s in summaries.values()), default=1)
     bins = np.logspace(0, np.log10(max(top, 10)), 40)
     for name in names:
-        ax.hist(summaries[name]["_chars"], bins=bins, histtype="step", density=True, label=name)
+        counts, edges = np.histogram(np.asarray(summaries[name]["_chars"]), bins=bins)
+        ax.stairs(counts / max(counts.sum(), 1), edges, label=name)
     ax.set_xscale("log")
-    ax.set_title("characters per turn")
+    ax.set_title("characters per turn (share of turns per log bin)")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import random
 import time
@@ -36,9 +35,10 @@ import numpy as np
 
 from pipeline.config import CONFIG_DIR, ConfigError, active_profile, load_config
 from pipeline.dedup import MinHasher, UnionFind, content_hash, conversation_text, near_duplicates
+from pipeline.jsonl import loads, paused_gc
 from pipeline.report import write_report
 from pipeline.splits import SPLITS, split_path, write_split
-from serving.schema import parse_conversation
+from serving.schema import Conversation, Turn
 
 log = logging.getLogger("pipeline.split")
 
@@ -60,6 +60,18 @@ class LeakageError(SystemExit):
         print(f"leakage check failed: {message}", file=sys.stderr)
         super().__init__(1)
         self.message = message
+
+
+def to_conversation(rec: dict[str, Any]) -> Conversation:
+    """A prepared record (already validated by `prepare`) as a Conversation, without re-validating every turn."""
+    return Conversation(
+        id=rec["id"],
+        turns=tuple(Turn(t["role"], t["text"], tuple(t["labels"]), t.get("meta") or {}) for t in rec["turns"]),
+        source=rec["source"],
+        end_at=rec["end_at"],
+        category=rec["category"],
+        meta=rec["meta"],
+    )
 
 
 def split_params(profile: str | None, config_dir: Path) -> dict[str, Any]:
@@ -263,12 +275,26 @@ def run(
     config_dir: Path = CONFIG_DIR,
     profile: str | None = None,
 ) -> dict[str, Any]:
+    """Run the stage (see the module doc); the cyclic GC is paused: see pipeline/jsonl.py."""
+    with paused_gc():
+        return _run(prepared_path, splits_dir, report_path, plot_path, csv_path, config_dir, profile)
+
+
+def _run(
+    prepared_path: Path = PREPARED_PATH,
+    splits_dir: Path = SPLITS_DIR,
+    report_path: Path = REPORT_PATH,
+    plot_path: Path | None = PLOT_PATH,
+    csv_path: Path = CSV_PATH,
+    config_dir: Path = CONFIG_DIR,
+    profile: str | None = None,
+) -> dict[str, Any]:
     params = split_params(profile, config_dir)
     if not prepared_path.exists():
         raise ConfigError(f"{prepared_path} not found (run `python -m pipeline.prepare` first)")
     t0 = time.perf_counter()
-    with prepared_path.open(encoding="utf-8") as fh:
-        records = [json.loads(line) for line in fh if line.strip()]
+    with prepared_path.open("rb") as fh:
+        records = [loads(line) for line in fh if line.strip()]
     names, stats = assign(records, params)
     extra_drops = drop_train_near_copies(records, names, params)
     stats["dropped_for_leakage"] += extra_drops
@@ -298,7 +324,7 @@ def run(
     if not leakage["passed"]:
         raise LeakageError("; ".join(leakage["problems"]))
     for name in SPLITS:
-        write_split((parse_conversation(r) for r in splits[name]), split_path(splits_dir, name))
+        write_split([to_conversation(r) for r in splits[name]], split_path(splits_dir, name))
     counts = {s: len(v) for s, v in splits.items()}
     assert sum(counts.values()) + stats["dropped_for_leakage"] == len(records), "split lost records"
     print(
