@@ -1,7 +1,8 @@
 """Stage `split`: data/prepared/conversations.jsonl -> data/splits/{train,valid,test}.parquet + the data report.
 
 By conversation, never by turn. Units that must stay in one split are joined first (union-find): copies made by
-oversampling and their original, rows of one ConvAbuse `conv_id`, members of one near-duplicate cluster
+oversampling and their original, rows of one ConvAbuse `conv_id` (except ids mangled into scientific notation,
+which merge unrelated conversations), members of one near-duplicate cluster
 (`meta.near_dup_cluster` from prepare). Then:
 - synthetic records (`meta.template_group`) with `split.template_disjoint`: by whole template group
   (`split.template_groups`, default 0-6 train, 7 valid, 8-9 test), so test templates are never seen in train;
@@ -142,7 +143,8 @@ def assign(records: Sequence[dict[str, Any]], params: dict[str, Any]) -> tuple[l
         keys = [("id", meta.get("oversample_of") or rec["id"])]
         if meta.get("near_dup_cluster"):
             keys.append(("near", meta["near_dup_cluster"]))
-        if meta.get("source_kind") == "convabuse" and meta.get("conv_id"):
+        # mangled ids (scientific notation) merge unrelated conversations: not a grouping key
+        if meta.get("source_kind") == "convabuse" and meta.get("conv_id") and not meta.get("conv_id_mangled"):
             keys.append(("conv", f"{rec['source']}:{meta['conv_id']}"))
         for key in keys:
             j = first.setdefault(key, i)
