@@ -148,7 +148,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from serving.http import Settings, serve
 
     settings = Settings.load(args.config)
-    overrides = {k: getattr(args, k) for k in ("bundle", "host", "port", "model", "threads") if getattr(args, k)}
+    keys = ("bundle", "host", "port", "model", "threads", "feedback_path")
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k)}
     settings = settings.replace(**overrides)
     serve(settings)
     return 0
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int)
     v.add_argument("--model")
     v.add_argument("--threads", type=int)
+    v.add_argument("--feedback-path", help="JSONL file POST /v1/feedback appends to")
     v.set_defaults(func=cmd_serve)
 
     b = sub.add_parser("bench", help="per-turn latency, throughput, cold start of the ONNX scorer")

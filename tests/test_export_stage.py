@@ -60,6 +60,13 @@ def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer
     metrics = json.loads((tmp_path / "export.json").read_text())
     assert metrics["passed"] is False and "int8 decision agreement" in metrics["failures"][0]
     assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.tmp").exists()
+    # not enforced (e.g. the smoke profile's random model): recorded, bundle kept
+    cfg["export"]["parity"]["enforce"] = False
+    (configs / "export.yaml").write_text(yaml.safe_dump(cfg))
+    assert export.main([*_args(tmp_path, ckpt, thresholds, split, configs), "--no-mlflow"]) == 0
+    metrics = json.loads((tmp_path / "export.json").read_text())
+    assert metrics["passed"] is False and metrics["enforced"] is False
+    assert (tmp_path / "bundle" / "bundle.json").exists()
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path: Path, base_tokenizer_path, capsys) -> None:
