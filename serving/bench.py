@@ -161,7 +161,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 from serving.guard import Guard
 t1 = time.perf_counter()
-guard = Guard.load(sys.argv[1], model=sys.argv[2])
+guard = Guard.load(sys.argv[1], model=sys.argv[2], verify=True if sys.argv[3] == "all" else sys.argv[3])
 t2 = time.perf_counter()
 result = guard.observe(guard.new_conversation(), "user", "hello, can you help me plan a trip?")
 t3 = time.perf_counter()
@@ -241,8 +241,13 @@ def run_bench(
         engine["throughput"] = batch_throughput(guard, wins, batch_size, batch_rounds)
         engine["size_mb"] = round(guard.model.path.stat().st_size / 2**20, 2)
         if cold_start_runs > 0:
+            root = Path(__file__).resolve().parent.parent
+            # default load: every file's sha256 is checked; "loaded": only the files this process reads
             engine["cold_start"] = fresh_process(
-                [str(bundle), model], COLD_START_CODE, cold_start_runs, cwd=Path(__file__).resolve().parent.parent
+                [str(bundle), model, "all"], COLD_START_CODE, cold_start_runs, cwd=root
+            )
+            engine["cold_start_verify_loaded"] = fresh_process(
+                [str(bundle), model, "loaded"], COLD_START_CODE, cold_start_runs, cwd=root
             )
         result["engines"][f"onnx_{model}"] = engine
     return result

@@ -58,6 +58,8 @@ class Settings:
     max_turn_chars: int = 20_000
     max_comment_chars: int = 5_000
     feedback_path: str = "data/feedback/feedback.jsonl"
+    #: sha256 check at load: true = every bundle file, "loaded" = only the files this server reads
+    verify: bool | str = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -330,7 +332,13 @@ def serve(settings: Settings) -> None:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     t0 = time.perf_counter()
-    guard = Guard.load(settings.bundle, model=settings.model, threads=settings.threads, providers=settings.providers)
+    guard = Guard.load(
+        settings.bundle,
+        model=settings.model,
+        threads=settings.threads,
+        providers=settings.providers,
+        verify=settings.verify,
+    )
     app = create_app(guard, settings)
     log.info("bundle %s (%s) loaded and warmed up in %.2fs", settings.bundle, settings.model, time.perf_counter() - t0)
     config = uvicorn.Config(

@@ -57,6 +57,17 @@ def test_tampered_file_is_refused(copy: Path, victim: str) -> None:
         Guard.load(copy)
 
 
+def test_verify_loaded_checks_only_what_is_read(copy: Path) -> None:
+    data = bytearray((copy / "model.fp32.onnx").read_bytes())
+    data[100] ^= 0x01
+    (copy / "model.fp32.onnx").write_bytes(bytes(data))
+    assert Guard.load(copy, verify="loaded").assess([("user", "hi")]).decision == "continue"
+    with pytest.raises(BundleError, match="model.fp32.onnx"):
+        Guard.load(copy, model="fp32", verify="loaded")
+    with pytest.raises(BundleError, match="model.fp32.onnx"):
+        Guard.load(copy)
+
+
 def test_missing_file_is_refused(copy: Path) -> None:
     (copy / "tokenizer.json").unlink()
     with pytest.raises(BundleError, match="missing: incomplete bundle"):
