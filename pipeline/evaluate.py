@@ -243,6 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     temps = fit_temperatures(vlog, vws.labels, vws.mask)
     vprob, tprob = calibrated(vlog, temps), calibrated(tlog, temps)
     turn_thr = label_thresholds(vprob, vws.labels, vws.mask, cal)
+    if subset:  # heads outside the trained subset are untrained noise: they must never fire
+        turn_thr = {k: (v if k in subset else 1.0) for k, v in turn_thr.items()}
+        keep = []
+        for entry in cal.get("tuned_labels", []):
+            names = [n for n in ([entry] if isinstance(entry, str) else entry) if n in subset]
+            if names:
+                keep.append(names if len(names) > 1 else names[0])
+        cal = {**cal, "tuned_labels": keep}
     vscores = conversation_scores(valid, vws, vprob)
     policy_thr, vsum, trace = tune_policy_thresholds(base_policy, valid, vscores, turn_thr, cal)
     policy = base_policy.with_thresholds(policy_thr)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -147,32 +148,43 @@ def tune_policy_thresholds(
     """
     target = float(cal["target_false_termination_rate"])
     grid = sorted(float(g) for g in cal.get("grid") or np.round(np.arange(0.05, 1.0, 0.05), 2))
-    tuned = [name for name in cal.get("tuned_labels", ["harmful_request", "abuse", "end_request", "redirect"])]
+    joint_grid = sorted(float(g) for g in cal.get("joint_grid") or grid)
+    tuned = cal.get("tuned_labels", ["harmful_request", "abuse", "end_request", "redirect"])
+    # An entry may be a list of labels searched jointly (harmful_request and abuse both feed `flagged`:
+    # moving one at a time gets stuck).
+    coords = [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
     current = {name: float(start.get(name, 0.5)) for name in MODEL_LABELS}
     best = summarise_replay(base.with_thresholds(current), conversations, scores)
     trace: list[dict[str, Any]] = [{"pass": 0, "label": None, "thresholds": dict(current), **best.to_dict()}]
+
+    def options(name: str, joint: bool) -> list[float]:
+        values = sorted(set(joint_grid if joint else grid) | {current[name]})
+        if name == "self_harm_risk":  # a veto: never raised above its cap
+            cap = float(cal.get("self_harm_max_threshold", 0.3))
+            values = [v for v in values if v <= cap] or [current[name]]
+        return values
+
     for p in range(1, int(cal.get("search_passes", 3)) + 1):
         changed = False
-        for name in tuned:
-            candidates = sorted(set(grid) | {current[name]})
-            if name == "self_harm_risk":  # a veto: never raised above its cap
-                cap = float(cal.get("self_harm_max_threshold", 0.3))
-                candidates = [v for v in candidates if v <= cap] or [current[name]]
+        for names in coords:
+            now = tuple(current[n] for n in names)
             results = []
-            for v in candidates:
-                s = summarise_replay(base.with_thresholds({**current, name: v}), conversations, scores)
-                results.append((v, s, _key(s, target)))
+            for combo in itertools.product(*(options(n, len(names) > 1) for n in names)):
+                s = summarise_replay(
+                    base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
+                )
+                results.append((combo, s, _key(s, target)))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]
-            if any(r[0] == current[name] for r in plateau) and len(plateau) == 1:
+            if len(plateau) == 1 and plateau[0][0] == now:
                 continue
             # Ties: the middle of the plateau (robust), but the lowest self-harm threshold (recall first).
-            v, s, _ = plateau[0] if name == "self_harm_risk" else plateau[len(plateau) // 2]
-            if v != current[name]:
+            combo, s, _ = plateau[0] if names == ("self_harm_risk",) else plateau[len(plateau) // 2]
+            if combo != now:
                 changed = True
-                current[name] = v
+                current.update(dict(zip(names, combo, strict=True)))
                 best = s
-                trace.append({"pass": p, "label": name, "thresholds": dict(current), **best.to_dict()})
+                trace.append({"pass": p, "label": "+".join(names), "thresholds": dict(current), **best.to_dict()})
         if not changed:
             break
     return current, best, trace

@@ -32,12 +32,18 @@ T = TypeVar("T")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def tracking_uri(root: str | Path = ".") -> str:
+def repo_root() -> Path:
+    """The repo root: DVC_ROOT when DVC runs the stage (queued `dvc exp run` executes in a temp copy but
+    points DVC_ROOT at the parent repo, so every experiment lands in the one store), else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or ".")
+
+
+def tracking_uri(root: str | Path | None = None) -> str:
     """MLFLOW_TRACKING_URI if set, else the embedded SQLite store at the repo root."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{(Path(root) / DEFAULT_DB).resolve()}"
+    return f"sqlite:///{(Path(root or repo_root()) / DEFAULT_DB).resolve()}"
 
 
 def artifact_location(uri: str) -> str | None:

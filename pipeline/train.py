@@ -184,7 +184,11 @@ def fit(
             f"no scored windows (train {len(train_all)}, valid {len(valid_all)}): are the splits labelled?"
         )
     chosen = select_training_windows(
-        train_all, samp.get("max_train_windows"), seed, min_negative_share=float(samp.get("min_negative_share", 0.35))
+        train_all,
+        samp.get("max_train_windows"),
+        seed,
+        min_negative_share=float(samp.get("min_negative_share", 0.35)),
+        hard_share=float(samp.get("hard_negative_share", 0.6)),
     )
     train_ws = train_all.subset(chosen)
     valid_idx = select_training_windows(valid_all, samp.get("max_valid_windows"), seed + 1)
@@ -387,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "device": str(ctx.device),
             "stage": "train",
         }
+        if os.environ.get("DVC_EXP_NAME"):
+            tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
         run = tracking.start_or_resume_run(
             run_name=f"train-{profile}-{tracking.git_commit(short=True)}", tags=tags
         ).__enter__()

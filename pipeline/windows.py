@@ -162,12 +162,19 @@ def _stratified_take(groups: dict[tuple, list[int]], budget: int, rng: np.random
 
 
 def select_training_windows(
-    ws: WindowSet, max_windows: int | None, seed: int, *, min_negative_share: float = 0.35
+    ws: WindowSet,
+    max_windows: int | None,
+    seed: int,
+    *,
+    min_negative_share: float = 0.35,
+    hard_share: float = 0.6,
 ) -> np.ndarray:
     """Indices of the training subsample: positives first, then hard negatives, then stratified negatives.
 
     CPU fine-tuning budget is a few thousand windows; most turns are easy benign ones, so spending it on
-    every positive and on the negatives that look like positives buys the most. When positives alone
+    every positive and on the negatives that look like positives buys the most (up to `hard_share` of the
+    negative budget; the rest is spread over roles and categories so that ordinary turns, e.g. the benign
+    opening of an escalating conversation, are still seen). When positives alone
     exceed the budget they are subsampled stratified by label combination and role, keeping at least
     `min_negative_share` of the budget for negatives.
     """
@@ -188,8 +195,9 @@ def select_training_windows(
         chosen_pos = pos.tolist()
     budget = max_windows - len(chosen_pos)
     hard = np.flatnonzero(~pos_mask & ws.hard)
-    if len(hard) > budget:
-        hard = rng.choice(hard, size=budget, replace=False)
+    hard_budget = int(round(budget * hard_share))
+    if len(hard) > hard_budget:
+        hard = rng.choice(hard, size=hard_budget, replace=False)
     budget -= len(hard)
     taken = set(hard.tolist())
     rest: dict[tuple, list[int]] = defaultdict(list)

@@ -26,6 +26,10 @@ def test_uri_and_artifact_location(tmp_path, monkeypatch):
     assert tracking.artifact_location("http://mlflow.team:5000") is None
     loc = tracking.artifact_location(f"sqlite:///{tmp_path}/x.db")
     assert loc == (tmp_path / "mlartifacts").resolve().as_uri()
+    # queued `dvc exp run` executes in a temp copy; DVC_ROOT points at the parent repo: one shared store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"
 
 
 def test_retry_backs_off_on_database_locked(monkeypatch):

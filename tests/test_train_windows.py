@@ -56,12 +56,15 @@ def test_subsample_keeps_positives_and_hard_negatives_first(encoder):
     ws = build_windows(make_conversations(120, seed=7), encoder)
     n_pos = int(ws.positive.sum())
     budget = n_pos + 20
-    idx = select_training_windows(ws, budget, seed=1, min_negative_share=0.0)
+    idx = select_training_windows(ws, budget, seed=1, min_negative_share=0.0, hard_share=1.0)
     assert len(idx) == budget and len(set(idx.tolist())) == budget
     assert ws.positive[idx].sum() == n_pos
     assert ws.hard[idx].sum() == min(20, int(ws.hard.sum()))  # hard negatives fill the negative budget first
-    same = select_training_windows(ws, budget, seed=1, min_negative_share=0.0)
+    same = select_training_windows(ws, budget, seed=1, min_negative_share=0.0, hard_share=1.0)
     assert np.array_equal(idx, same)
+    mixed = select_training_windows(ws, budget, seed=1, min_negative_share=0.0, hard_share=0.5)
+    negatives = mixed[~ws.positive[mixed]]
+    assert ws.hard[negatives].sum() >= 10 and (~ws.hard[negatives]).sum() > 0  # easy negatives seen too
     assert len(select_training_windows(ws, None, seed=1)) == len(ws)
     small = select_training_windows(ws, 40, seed=1, min_negative_share=0.5)
     assert len(small) == 40 and (~ws.positive[small]).sum() >= 20
