@@ -164,9 +164,26 @@ def export_onnx(model: Any, path: Path, *, opset: int = 17, vocab_size: int | No
     onnx.checker.check_model(str(path))
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, *, per_channel: bool = True, reduce_range: bool = False) -> None:
-    """Dynamic int8 quantisation of the weights (activations quantised at run time)."""
+def quantize_int8(
+    fp32_path: Path,
+    int8_path: Path,
+    *,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    exclude_patterns: Sequence[str] = (),
+) -> list[str]:
+    """Dynamic int8 quantisation of the weights (activations quantised at run time).
+
+    Nodes whose name matches one of `exclude_patterns` (regexes) stay fp32: the
+    knob for layers whose activations quantise badly. Returns the excluded names.
+    """
+    import re
+
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    names = [n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node]
+    excluded = [n for n in names if any(re.search(p, n) for p in exclude_patterns)]
 
     root = logging.getLogger()
     level = root.level
@@ -178,9 +195,11 @@ def quantize_int8(fp32_path: Path, int8_path: Path, *, per_channel: bool = True,
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
         )
     finally:
         root.setLevel(level)
+    return excluded
 
 
 # --------------------------------------------------------------------------- parity
@@ -374,12 +393,15 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     export_onnx(inputs.model, fp32_path, opset=int(cfg["opset"]))
     q = cfg.get("quantization") or {}
     log.info("quantising to int8 (per_channel=%s)", q.get("per_channel", True))
-    quantize_int8(
+    excluded = quantize_int8(
         fp32_path,
         int8_path,
         per_channel=bool(q.get("per_channel", True)),
         reduce_range=bool(q.get("reduce_range", False)),
+        exclude_patterns=list(q.get("exclude_patterns") or []),
     )
+    if excluded:
+        log.info("kept in fp32 (quantization.exclude_patterns): %d nodes", len(excluded))
     shutil.copyfile(inputs.tokenizer_file, work / TOKENIZER_FILE)
 
     encoder = WindowEncoder.from_file(str(work / TOKENIZER_FILE), inputs.window)
@@ -387,8 +409,12 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     par = cfg.get("parity") or {}
     bs = int(par.get("batch_size", 64))
     log.info("parity over %d windows of %d test conversations", len(tw.windows), len(conversations))
+    timings = {}
+    t1 = time.perf_counter()
     lt = torch_logits(inputs.model, tw.windows, encoder.pad_id, bs, desc="torch fp32")
+    timings["torch_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
     lf = onnx_logits(OnnxModel(fp32_path, threads=args.threads), tw.windows, encoder.pad_id, bs, desc="onnx fp32")
+    timings["onnx_fp32_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
     li = onnx_logits(
         OnnxModel(int8_path, threads=args.threads),
         tw.windows,
@@ -396,6 +422,8 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
         int(par.get("int8_batch_size", 1)),
         desc="onnx int8",
     )
+    timings["onnx_int8_s"] = round(time.perf_counter() - t1, 1)
+    log.info("parity scoring times: %s", timings)
     metrics = parity_metrics(conversations, tw, lt, lf, li, inputs.policy, inputs.temperatures)
     max_logit = float(par.get("max_abs_logit_fp32", 1e-4))
     min_agree = float(par.get("min_decision_agreement_int8", 0.995))
@@ -416,6 +444,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
             "opset": int(cfg["opset"]),
             "per_channel": bool(q.get("per_channel", True)),
             "seconds": round(time.perf_counter() - t0, 1),
+            "scoring_seconds": timings,
         }
     )
     metrics["enforced"] = bool(par.get("enforce", True))
@@ -437,7 +466,13 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
         extra={
             "profile": profile,
             "opset": int(cfg["opset"]),
-            "quantization": {"mode": "dynamic", "weight_type": "int8", "per_channel": bool(q.get("per_channel", True))},
+            "quantization": {
+                "mode": "dynamic",
+                "weight_type": "int8",
+                "per_channel": bool(q.get("per_channel", True)),
+                "reduce_range": bool(q.get("reduce_range", False)),
+                "excluded_nodes": excluded,
+            },
             "parity": {k: metrics[k] for k in ("fp32_max_abs_logit", "int8_decision_agreement", "int8_max_abs_prob")},
             "thresholds_source": {
                 k: inputs.thresholds_doc.get(k)
