@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--errors", default="metrics/worst_errors.csv")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--logits-cache", default=None, help="npz to reuse/save raw logits (development only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -221,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from pipeline.modeling import load_checkpoint, predict_logits
+    from pipeline.train import num_threads
 
-    torch.set_num_threads(int(tcfg.get("runtime", {}).get("num_threads", 2)))
+    torch.set_num_threads(num_threads(tcfg.get("runtime", {})))
     model = load_checkpoint(ckpt)
     spec = WindowSpec.from_dict(json.loads((ckpt / "window.json").read_text()))
     encoder = WindowEncoder.from_file(str(ckpt / "tokenizer.json"), spec)
@@ -233,8 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tws = build_windows(test, encoder, label_subset=subset, keep_unscored=True)
     bs = int(ecfg.get("batch_size", 64))
     t0 = time.perf_counter()
-    vlog = predict_logits(model, vws, batch_size=bs, pad_id=encoder.pad_id, progress="score valid")
-    tlog = predict_logits(model, tws, batch_size=bs, pad_id=encoder.pad_id, progress="score test")
+    cache = Path(args.logits_cache) if args.logits_cache else None
+    if cache and cache.exists():  # development aid: re-tune thresholds without re-scoring
+        z = np.load(cache)
+        vlog, tlog = z["valid"], z["test"]
+    else:
+        vlog = predict_logits(model, vws, batch_size=bs, pad_id=encoder.pad_id, progress="score valid")
+        tlog = predict_logits(model, tws, batch_size=bs, pad_id=encoder.pad_id, progress="score test")
+        if cache:
+            np.savez(cache, valid=vlog, test=tlog)
     score_s = time.perf_counter() - t0
     log.info("scored %d valid + %d test windows in %.1fs", len(vws), len(tws), score_s)
 
@@ -242,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bins = int(ecfg.get("ece_bins", 15))
     temps = fit_temperatures(vlog, vws.labels, vws.mask)
     vprob, tprob = calibrated(vlog, temps), calibrated(tlog, temps)
+    # Turn-level metrics use F1-optimal thresholds for every label (as the baseline does); the policy starts
+    # from these with self_harm_risk set for recall, then is tuned by replay.
+    f1_thr = label_thresholds(
+        vprob, vws.labels, vws.mask, {**cal, "self_harm_min_recall": 0.0, "self_harm_max_threshold": 1.0}
+    )
     turn_thr = label_thresholds(vprob, vws.labels, vws.mask, cal)
     if subset:  # heads outside the trained subset are untrained noise: they must never fire
         turn_thr = {k: (v if k in subset else 1.0) for k, v in turn_thr.items()}
@@ -262,14 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target_false_termination_rate": target,
         "valid_false_termination_rate": vsum.ftr,
         "valid_termination_recall": vsum.recall,
-        "turn_thresholds": turn_thr,
+        "turn_thresholds": f1_thr,
     }
     Path(args.thresholds).parent.mkdir(parents=True, exist_ok=True)
     Path(args.thresholds).write_text(json.dumps(thresholds_doc, indent=2) + "\n")
     log.info("valid replay at chosen thresholds: %s", vsum.to_dict())
 
     # --- test: turn level and conversation replay
-    turn = per_label(tprob, tws.labels, tws.mask, turn_thr)
+    turn = per_label(tprob, tws.labels, tws.mask, f1_thr)
     turn_at_policy = per_label(tprob, tws.labels, tws.mask, policy.thresholds)
     test_actions = replay_all(policy, test, conversation_scores(test, tws, tprob))
     replay = conversation_metrics(test, test_actions)
@@ -299,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (md / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
     (md / "replay.json").write_text(json.dumps(_strip_rows(replay), indent=2) + "\n")
     (md / "gates.json").write_text(json.dumps(grep, indent=2) + "\n")
-    errors = worst_errors(test, tws, tprob, turn_thr, replay["rows"], int(ecfg.get("worst_errors", 50)))
+    errors = worst_errors(test, tws, tprob, f1_thr, replay["rows"], int(ecfg.get("worst_errors", 50)))
     import pandas as pd
 
     err_df = pd.DataFrame(
@@ -315,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ddir.mkdir(parents=True, exist_ok=True)
     plots.pr_curves(tprob, tws.labels, tws.mask, pdir / "pr_curves.png", ddir)
     user = np.array([r == "user" for r in tws.roles]) & (tws.mask.sum(axis=1) > 0)
-    thr_vec = np.array([turn_thr[n] for n in MODEL_LABELS])
+    thr_vec = np.array([f1_thr[n] for n in MODEL_LABELS])
     confusion = plots.confusion(
         [plots.primary_class(v) for v in tws.labels[user]],
         [plots.primary_class((p >= thr_vec).astype(float)) for p in tprob[user]],

@@ -182,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--default-checkpoint", default="models/checkpoint")
     parser.add_argument("--default-thresholds", default="models/thresholds.json")
     parser.add_argument("--epochs", type=int, default=None, help="override the real profile's epochs")
+    parser.add_argument("--base-model", default=None, help="override the real profile's base model (tests)")
     parser.add_argument("--out", default="metrics/real_eval.json")
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
@@ -195,10 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config("train", "real")
     if args.epochs:
         cfg["optim"]["epochs"] = args.epochs
+    if args.base_model:
+        cfg["model"]["base_model"] = args.base_model
 
     import torch
 
-    torch.set_num_threads(int(cfg["runtime"].get("num_threads", 2)))
+    from pipeline.train import num_threads
+
+    torch.set_num_threads(num_threads(cfg["runtime"]))
     seeds = [args.first_seed + i for i in range(args.seeds)]
     runs = []
     for s in seeds:

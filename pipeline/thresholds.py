@@ -6,8 +6,8 @@
    threshold is set for recall (the highest keeping `self_harm_min_recall`, capped).
 3. The thresholds the policy reads are then tuned by replaying the valid conversations through
    `serving.policy.replay`: no self-harm conversation ended and a false-termination rate on never-end
-   conversations <= the target, then no early ends, then the most should-end conversations ended, then
-   the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau (for
+   conversations <= the target, then the most should-end conversations ended on time or late (an early
+   end costs more than a miss), then the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau (for
    `self_harm_risk`, if tuned at all, to the lowest value, never above `self_harm_max_threshold`).
 """
 
@@ -129,10 +129,14 @@ def summarise_replay(
 
 
 def _key(s: ReplaySummary, target: float) -> tuple:
+    """Feasible first (no self-harm conversation ended, FTR <= target); then terminations, where an early
+    end counts as a miss and costs one more (early is worse than late, and worse than missing); then the
+    fewest false terminations and the least lateness."""
+    utility = s.terminated - 2 * s.early
     feasible = s.ftr <= target + 1e-12 and s.self_harm_ended == 0
     if feasible:
-        return (1, -s.early, s.recall, -s.ftr, -s.lateness_mean)
-    return (0, -s.self_harm_ended, -s.ftr, -s.early, s.recall, -s.lateness_mean)
+        return (1, utility, -s.ftr, -s.lateness_mean)
+    return (0, -s.self_harm_ended, -s.ftr, utility, -s.lateness_mean)
 
 
 def tune_policy_thresholds(

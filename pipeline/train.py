@@ -84,13 +84,20 @@ def check_config(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"configs/train.yaml: {exc}") from None
 
 
+def num_threads(runtime: Mapping[str, Any]) -> int:
+    """torch threads: ESCALATION_GUARD_NUM_THREADS (an operational knob, like OMP_NUM_THREADS: on a shared
+    2-core box one thread beats two fighting another process) else `runtime.num_threads`."""
+    env = os.environ.get("ESCALATION_GUARD_NUM_THREADS")
+    return max(1, int(env)) if env else max(1, int(runtime.get("num_threads", 2)))
+
+
 @dataclass
 class TrainResult:
     model: Any
     tokenizer: Any
     spec: WindowSpec
     history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
+    best_epoch: float = 0
     best_valid_loss: float = float("inf")
     train_windows: int = 0
     train_windows_total: int = 0
@@ -168,7 +175,7 @@ def fit(
     opt_cfg, samp, rt = cfg["optim"], cfg["sampling"], cfg["runtime"]
     seed = int(opt_cfg["seed"])
     if ctx.device.type == "cpu":
-        torch.set_num_threads(int(rt.get("num_threads", 2)))
+        torch.set_num_threads(num_threads(rt))
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -244,17 +251,24 @@ def fit(
     result.pos_weight = pw_np.tolist()
     result.train_set = train_ws
     best_state = None
-    bad_epochs = 0
+    bad_checks = 0
     seen = 0
     train_time = 0.0
+    evals = max(1, int(opt_cfg.get("evals_per_epoch", 1)))
+    checks = 0
+    stop = False
+    last_check = epochs * evals
     for epoch in range(1, epochs + 1):
         sampler.set_epoch(epoch)
         rng = np.random.default_rng(seed * 1000 + epoch)
         batches = length_buckets(list(sampler), lengths, batch_size, rng, pool=int(rt.get("bucket_pool", 50)))
+        # Valid checks at evenly spaced points of the epoch: with 1 epoch over many distinct windows (better
+        # than 2 over half as many on template-disjoint data) early stopping still has something to choose.
+        at = {max(1, round(len(batches) * k / evals)) for k in range(1, evals + 1)}
         t0 = time.perf_counter()
         loss_acc, n_acc = 0.0, 0
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=not (progress and ctx.is_main), mininterval=5.0)
-        for idx in bar:
+        for step, idx in enumerate(bar, start=1):
             b = collate(train_ws, idx, pad_id)
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.device.type == "cuda"):
                 logits = net(
@@ -272,43 +286,52 @@ def fit(
             loss_acc += float(loss.item()) * len(idx)
             n_acc += len(idx)
             bar.set_postfix(loss=f"{loss_acc / max(n_acc, 1):.4f}", refresh=False)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
-        n_global = n_acc * ctx.world
-        seen += n_global
-        valid_loss, valid_f1 = _valid_loss(net, valid_all, valid_idx, ctx, pw, eval_bs, pad_id)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_acc / max(n_acc, 1),
-            "valid_loss": valid_loss,
-            "valid_macro_f1_at_0.5": float(np.mean(list(valid_f1.values()))) if valid_f1 else 0.0,
-            "samples_per_s": n_global / max(epoch_time, 1e-9),
-            "epoch_seconds": epoch_time,
-            "lr": float(scheduler.get_last_lr()[0]),
-            **{f"valid_f1_at_0.5.{k}": v for k, v in valid_f1.items()},
-        }
-        result.history.append(row)
-        if ctx.is_main:
-            log.info(
-                "epoch %d: train loss %.4f, valid loss %.4f, valid macro-F1@0.5 %.3f, %.1f samples/s, %.0fs",
-                epoch,
-                row["train_loss"],
-                valid_loss,
-                row["valid_macro_f1_at_0.5"],
-                row["samples_per_s"],
-                epoch_time,
-            )
-            if on_epoch:
-                on_epoch(row)
-        if valid_loss < result.best_valid_loss - 1e-6:
-            result.best_valid_loss, result.best_epoch, bad_epochs = valid_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
-        else:
-            bad_epochs += 1
-            if bad_epochs >= patience:
-                if ctx.is_main:
-                    log.info("early stop: valid loss has not improved for %d epoch(s)", bad_epochs)
-                break
+            if step not in at:
+                continue
+            span = time.perf_counter() - t0
+            train_time += span
+            n_global = n_acc * ctx.world
+            seen += n_global
+            checks += 1
+            valid_loss, valid_f1 = _valid_loss(net, valid_all, valid_idx, ctx, pw, eval_bs, pad_id)
+            row = {
+                "epoch": round(epoch - 1 + step / len(batches), 3),
+                "check": checks,
+                "train_loss": loss_acc / max(n_acc, 1),
+                "valid_loss": valid_loss,
+                "valid_macro_f1_at_0.5": float(np.mean(list(valid_f1.values()))) if valid_f1 else 0.0,
+                "samples_per_s": n_global / max(span, 1e-9),
+                "epoch_seconds": span,
+                "lr": float(scheduler.get_last_lr()[0]),
+                **{f"valid_f1_at_0.5.{k}": v for k, v in valid_f1.items()},
+            }
+            result.history.append(row)
+            if ctx.is_main:
+                log.info(
+                    "epoch %.2f: train loss %.4f, valid loss %.4f, valid macro-F1@0.5 %.3f, %.1f samples/s, %.0fs",
+                    row["epoch"],
+                    row["train_loss"],
+                    valid_loss,
+                    row["valid_macro_f1_at_0.5"],
+                    row["samples_per_s"],
+                    span,
+                )
+                if on_epoch:
+                    on_epoch(row)
+            if valid_loss < result.best_valid_loss - 1e-6:
+                result.best_valid_loss, result.best_epoch, bad_checks = valid_loss, row["epoch"], 0
+                best_state = copy.deepcopy(model.state_dict()) if checks < last_check else None
+            else:
+                bad_checks += 1
+                if bad_checks >= patience:
+                    if ctx.is_main:
+                        log.info("early stop: valid loss has not improved for %d check(s)", bad_checks)
+                    stop = True
+                    break
+            loss_acc, n_acc = 0.0, 0
+            t0 = time.perf_counter()
+        if stop:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     result.train_seconds = train_time
@@ -400,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def on_epoch(row: dict[str, float]) -> None:
         if run is not None:
-            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+            tracking.log_metrics({k: v for k, v in row.items() if k != "check"}, step=int(row["check"]))
 
     try:
         result = fit(train_convs, valid_convs, cfg, ctx=ctx, on_epoch=on_epoch)
@@ -442,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hist.write_text(
             ",".join(keys) + "\n" + "".join(",".join(f"{r[k]:.6g}" for k in keys) + "\n" for r in result.history)
         )
-        log.info("saved %s (%.1f samples/s, best epoch %d)", args.out, result.samples_per_s, result.best_epoch)
+        log.info("saved %s (%.1f samples/s, best epoch %.2f)", args.out, result.samples_per_s, result.best_epoch)
         if run is not None:
             import mlflow
 

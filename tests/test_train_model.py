@@ -48,7 +48,7 @@ def test_training_is_deterministic_and_checkpoint_loads(tmp_path):
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
-    assert a.samples_per_s > 0 and 1 <= a.best_epoch <= 2
+    assert a.samples_per_s > 0 and 0 < a.best_epoch <= 2
 
     out = tmp_path / "ckpt"
     save_checkpoint(a, out, {"mlflow_run_id": None, "base_model": TINY, "data_version": "x", "profile": "smoke"})

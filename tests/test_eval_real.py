@@ -1,0 +1,86 @@
+"""The real-profile experiment on a tiny ConvAbuse-format fixture (tiny random BERT, 2 seeds)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+from pipeline.real_eval import best_macro_f1_threshold, summary
+from tests.conftest import REPO_ROOT
+
+HEADER_VOTES = ["1", "0", "-1", "-2", "-3"]
+
+
+def write_convabuse(folder, n_train=60, n_valid=40, seed=0):
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ["example_id", "conv_id", "prev_agent", "prev_user", "agent", "user", "bot"]
+    for a in (1, 2, 3):
+        header += [f"Annotator{a}_is_abuse.{v}" for v in HEADER_VOTES]
+    nice = ["hello there", "what can you do", "tell me about the weather", "how are you today", "i like music"]
+    rude = ["you are a stupid bot", "shut up idiot", "you worthless machine", "i hate you, moron"]
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        with (folder / f"ConvAbuseEMNLP{split}.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            for i in range(n):
+                abusive = i % 3 == 0
+                row = [
+                    f"{split}{i}",
+                    f"{split}-c{i // 2}",
+                    "Hi, I am a bot.",
+                    rng.choice(nice),
+                    "Tell me more.",
+                    rng.choice(rude if abusive else nice),
+                    "E.L.I.Z.A.",
+                ]
+                for _ in range(3):
+                    vote = "-2" if abusive else "1"
+                    row += ["1" if v == vote else "" for v in HEADER_VOTES]
+                w.writerow(row)
+
+
+def test_threshold_and_summary_helpers():
+    p = np.array([0.1, 0.2, 0.7, 0.9])
+    y = np.array([0, 0, 1, 1])
+    t = best_macro_f1_threshold(p, y)
+    assert 0.2 < t <= 0.7
+    s = summary([0.8, 0.9])
+    assert s["mean"] == pytest.approx(0.85) and s["std"] == pytest.approx(0.0707, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_real_eval_end_to_end(tmp_path, monkeypatch):
+    from pipeline import real_eval
+
+    write_convabuse(tmp_path / "convabuse")
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    out = tmp_path / "real_eval.json"
+    rc = real_eval.main(
+        [
+            "--seeds",
+            "2",
+            "--convabuse",
+            str(tmp_path / "convabuse"),
+            "--work",
+            str(tmp_path / "work"),
+            "--base-model",
+            "tiny-random-bert",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--default-checkpoint",
+            str(tmp_path / "none"),
+        ]
+    )
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["seeds"]) == 2 and {"mean", "std"} <= set(doc["abuse_macro_f1"])
+    assert "zero_shot" in doc["profanity_check"] and doc["tfidf_lr_abuse"] is not None
+    assert doc["data"]["train"] == 60 and doc["data"]["valid"] + doc["data"]["test"] == 40
