@@ -1,0 +1,117 @@
+"""The whole DVC pipeline on the smoke profile, in a fresh copy of the repository.
+
+This is the closest test to what a user does after cloning: `dvc repro` runs every
+stage offline, a second `dvc repro` does nothing, and the bundle it produced
+scores a conversation file through the serving CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "bench")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A git+DVC copy of the tracked tree, switched to the smoke profile, with `dvc repro` run once."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for rel in files:
+        src = REPO_ROOT / rel
+        if not src.is_file() or rel.startswith(("data/", "models/", "metrics/", "plots/")) or rel == "dvc.lock":
+            continue
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    (root / "configs" / "profile.yaml").write_text("profile: smoke\n")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONPATH": str(root),
+    }
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run([*git, "init", "-q"], root, env)
+    _run([*git, "add", "-A"], root, env)
+    _run([*git, "commit", "-qm", "snapshot"], root, env)
+    _run([sys.executable, "-m", "dvc", "repro"], root, env)
+    return root, env
+
+
+def test_repro_builds_every_stage(smoke_repo: tuple[Path, dict[str, str]]) -> None:
+    root, _ = smoke_repo
+    lock = (root / "dvc.lock").read_text()
+    for stage in STAGES:
+        assert f"\n  {stage}:" in lock, f"stage {stage} did not run"
+    bundle = json.loads((root / "models" / "bundle" / "bundle.json").read_text())
+    assert set(bundle["files"]) >= {"model.onnx", "tokenizer.json"}
+    prepare = json.loads((root / "metrics" / "prepare.json").read_text())
+    assert prepare["read"] == prepare["kept"] + prepare["duplicates"] + prepare["rejected"]
+    for name in ("eval.json", "export.json", "serving.json", "bench.json", "data_report.json"):
+        assert (root / "metrics" / name).exists(), name
+
+
+def test_second_repro_is_a_noop(smoke_repo: tuple[Path, dict[str, str]]) -> None:
+    root, env = smoke_repo
+    out = _run([sys.executable, "-m", "dvc", "repro"], root, env).stdout
+    assert "Running stage" not in out, out
+
+
+def test_bundle_scores_conversations_through_the_cli(smoke_repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, env = smoke_repo
+    convs = [
+        {"id": "a", "turns": [{"role": "user", "text": "hi there"}, {"role": "assistant", "text": "hello!"}]},
+        {"id": "b", "turns": [{"role": "user", "text": "please end this chat now"}]},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(c) for c in convs) + "\n")
+    dst = tmp_path / "out.jsonl"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "score",
+            "--bundle",
+            str(root / "models" / "bundle"),
+            "--input",
+            str(src),
+            "--output",
+            str(dst),
+        ],
+        root,
+        env,
+    )
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    for r in rows:
+        assert r["decision"] in ("continue", "end") and {"end_turn", "reason", "turns"} <= set(r)
+        assert all({"index", "scores", "action"} <= set(t) for t in r["turns"])
