@@ -448,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = {
             "train_windows": result.train_windows,
             "train_windows_total": result.train_windows_total,
-            "epochs_run": len(result.history),
+            "epochs_run": math.ceil(result.history[-1]["epoch"]) if result.history else 0,
+            "valid_checks": len(result.history),
             "best_epoch": result.best_epoch,
             "best_valid_loss": result.best_valid_loss,
             "samples_per_s": result.samples_per_s,
