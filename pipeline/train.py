@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -425,10 +426,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if run is not None:
             tracking.log_metrics({k: v for k, v in row.items() if k != "check"}, step=int(row["check"]))
 
+    def on_term(signum, frame):  # `kill`/DVC interrupt: unwind so the MLflow run is closed, not left RUNNING
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         result = fit(train_convs, valid_convs, cfg, ctx=ctx, on_epoch=on_epoch)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except BaseException as exc:
+        if run is not None:
+            import mlflow
+
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+            tracking.retry(mlflow.end_run, status=status)
+        if isinstance(exc, ValueError):
+            raise ConfigError(str(exc)) from None
+        raise
 
     if ctx.is_main:
         info = {
