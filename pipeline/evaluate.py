@@ -107,6 +107,9 @@ def worst_errors(
                     "text": c.turns[t].text[:200] if t is not None else "",
                 }
             )
+    # Worst first (false and early ends before misses), and at most half the table: turn errors explain them.
+    rank = {"false_termination": 0, "early_termination": 1, "missed_termination": 2}
+    out = sorted(out, key=lambda r: rank[r["kind"]])[: max(1, limit // 2)] if limit else out
     err = np.where(ws.mask > 0, np.abs(probs - ws.labels), 0.0)
     thr = np.array([thresholds.get(n, 0.5) for n in MODEL_LABELS])
     wrong = (ws.mask > 0) & ((probs >= thr) != (ws.labels > 0.5))
