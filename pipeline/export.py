@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock", default="dvc.lock", help="dvc.lock, for the data version recorded in the bundle")
     p.add_argument("--config-dir", default="configs")
     p.add_argument("--profile", default=None)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for parity scoring")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads for parity scoring")
     p.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     return p
 
