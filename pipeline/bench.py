@@ -63,19 +63,7 @@ class TorchScorer:
         return step(self.policy, state.policy, role, scores)
 
 
-TORCH_COLD_START_CODE = """
-import time
-t0 = time.perf_counter()
-import json, resource, sys
-def peak_rss_mb():
-    # VmHWM: this process's own high-water mark. ru_maxrss would carry over the parent's peak across exec.
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+TORCH_COLD_START_CODE = sbench.COLD_START_PROLOGUE + """
 import torch
 torch.set_num_threads(1)
 from transformers import AutoModelForSequenceClassification

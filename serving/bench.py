@@ -146,7 +146,8 @@ def throughput_windows(encoder: WindowEncoder, target_tokens: int, n: int) -> li
     return out
 
 
-COLD_START_CODE = """
+#: Start of every cold-start probe (ONNX here, torch in pipeline/bench.py): the clock and a peak-RSS reader.
+COLD_START_PROLOGUE = """
 import time
 t0 = time.perf_counter()
 import json, resource, sys
@@ -159,6 +160,9 @@ def peak_rss_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+COLD_START_CODE = COLD_START_PROLOGUE + """
 from serving.guard import Guard
 t1 = time.perf_counter()
 guard = Guard.load(sys.argv[1], model=sys.argv[2], verify=True if sys.argv[3] == "all" else sys.argv[3])
