@@ -55,6 +55,7 @@ def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer
     shutil.copytree(REPO_ROOT / "configs", configs)
     cfg = yaml.safe_load((configs / "export.yaml").read_text())
     cfg["export"]["parity"]["min_decision_agreement_int8"] = 1.01  # impossible
+    cfg["export"]["parity"]["enforce"] = True
     (configs / "export.yaml").write_text(yaml.safe_dump(cfg))
     assert export.main([*_args(tmp_path, ckpt, thresholds, split, configs), "--no-mlflow"]) == 1
     metrics = json.loads((tmp_path / "export.json").read_text())

@@ -44,6 +44,9 @@ def setup(bundle, tmp_path: Path):
     gates = yaml.safe_load((configs / "gates.yaml").read_text())
     gates["gates"]["termination_recall_min"] = 0.5  # the random tiny model never hears "end this chat"
     (configs / "gates.yaml").write_text(yaml.safe_dump(gates))
+    export_cfg = yaml.safe_load((configs / "export.yaml").read_text())
+    export_cfg["verify"]["enforce"] = True  # these tests exercise the enforcing path
+    (configs / "export.yaml").write_text(yaml.safe_dump(export_cfg))
     args = [
         "--bundle", str(bundle), "--test-split", str(split), "--thresholds", str(tmp_path / "none.json"),
         "--metrics-dir", str(md), "--config-dir", str(configs), "--profile", "default",
