@@ -63,7 +63,9 @@ class TorchScorer:
         return step(self.policy, state.policy, role, scores)
 
 
-TORCH_COLD_START_CODE = sbench.COLD_START_PROLOGUE + """
+TORCH_COLD_START_CODE = (
+    sbench.COLD_START_PROLOGUE
+    + """
 import torch
 torch.set_num_threads(1)
 from transformers import AutoModelForSequenceClassification
@@ -81,6 +83,7 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_turn_s": t3 - t
                   "peak_rss_mb": peak_rss_mb(),
                   "torch_loaded": True}))
 """
+)
 
 
 def torch_engine(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any], checkpoint: Path) -> dict[str, Any]:

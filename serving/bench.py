@@ -162,7 +162,9 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
-COLD_START_CODE = COLD_START_PROLOGUE + """
+COLD_START_CODE = (
+    COLD_START_PROLOGUE
+    + """
 from serving.guard import Guard
 t1 = time.perf_counter()
 guard = Guard.load(sys.argv[1], model=sys.argv[2], verify=True if sys.argv[3] == "all" else sys.argv[3])
@@ -174,6 +176,7 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_turn_s": t3 - t
                   "peak_rss_mb": peak_rss_mb(),
                   "torch_loaded": "torch" in sys.modules}))
 """
+)
 
 
 def fresh_process(args: Sequence[str], code: str, runs: int, cwd: str | Path | None = None) -> dict[str, Any]:
