@@ -96,6 +96,7 @@ def normalise_record(rec: dict[str, Any], max_chars: int) -> int:
     return truncated
 
 
+@paused_gc()  # the cyclic GC is paused for the bulk load: see pipeline/jsonl.py
 def run(
     raw_path: Path = RAW_PATH,
     out_dir: Path = OUT_DIR,
@@ -103,18 +104,7 @@ def run(
     config_dir: Path = CONFIG_DIR,
     profile: str | None = None,
 ) -> dict[str, Any]:
-    """Run the stage (see the module doc); the cyclic GC is paused: see pipeline/jsonl.py."""
-    with paused_gc():
-        return _run(raw_path, out_dir, metrics_path, config_dir, profile)
-
-
-def _run(
-    raw_path: Path = RAW_PATH,
-    out_dir: Path = OUT_DIR,
-    metrics_path: Path = METRICS_PATH,
-    config_dir: Path = CONFIG_DIR,
-    profile: str | None = None,
-) -> dict[str, Any]:
+    """Run the stage (see the module doc)."""
     params = prepare_params(profile, config_dir)
     if not raw_path.exists():
         raise ConfigError(f"{raw_path} not found (run `python -m pipeline.ingest` first)")

@@ -268,6 +268,7 @@ def leakage_check(splits: dict[str, list[dict[str, Any]]], params: dict[str, Any
     return result
 
 
+@paused_gc()  # the cyclic GC is paused for the bulk load: see pipeline/jsonl.py
 def run(
     prepared_path: Path = PREPARED_PATH,
     splits_dir: Path = SPLITS_DIR,
@@ -277,20 +278,7 @@ def run(
     config_dir: Path = CONFIG_DIR,
     profile: str | None = None,
 ) -> dict[str, Any]:
-    """Run the stage (see the module doc); the cyclic GC is paused: see pipeline/jsonl.py."""
-    with paused_gc():
-        return _run(prepared_path, splits_dir, report_path, plot_path, csv_path, config_dir, profile)
-
-
-def _run(
-    prepared_path: Path = PREPARED_PATH,
-    splits_dir: Path = SPLITS_DIR,
-    report_path: Path = REPORT_PATH,
-    plot_path: Path | None = PLOT_PATH,
-    csv_path: Path = CSV_PATH,
-    config_dir: Path = CONFIG_DIR,
-    profile: str | None = None,
-) -> dict[str, Any]:
+    """Run the stage (see the module doc)."""
     params = split_params(profile, config_dir)
     if not prepared_path.exists():
         raise ConfigError(f"{prepared_path} not found (run `python -m pipeline.prepare` first)")

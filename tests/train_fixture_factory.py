@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 from pipeline.splits import write_split
+from serving.labels import CATEGORIES
 from serving.policy import PolicyConfig, gold_end_at
 from serving.schema import Conversation, Turn
 
@@ -73,16 +74,7 @@ def make_conversations(n: int, seed: int = 0, policy: PolicyConfig | None = None
     """`n` conversations cycling through the categories, with varied texts."""
     rng = random.Random(seed)
     policy = policy or PolicyConfig()
-    cats = [
-        "benign",
-        "hard_negative",
-        "one_off_harmful",
-        "persistent_harmful",
-        "escalating_abuse",
-        "end_request",
-        "self_harm",
-        "self_harm_abuse",
-    ]
+    cats = [c for c in CATEGORIES if c != "topic_drift"]
     out = []
     for i in range(n):
         cat = cats[i % len(cats)]
