@@ -112,26 +112,43 @@ def log_gates(gates: Sequence[Gate]) -> None:
         (log.info if g.passed else log.error)(g.message())
 
 
+@dataclass(frozen=True)
+class GateInputs:
+    """What the gates read: their config, the FTR target, and evaluate's metrics files."""
+
+    config: Mapping[str, Any]
+    target_ftr: float
+    replay: Mapping[str, Any]
+    macro_f1: float
+    baseline: Mapping[str, Any] | None
+
+
+def load_gate_inputs(profile: str | None, config_dir: Path, metrics_dir: Path) -> GateInputs:
+    """Gate config + evaluate's replay/eval/baseline metrics; one clear line when something is missing."""
+    profile = profile or active_profile(config_dir)
+    cfg = load_config("gates", profile, config_dir).get("gates")
+    cal = load_config("policy", profile, config_dir).get("calibration") or {}
+    if not isinstance(cfg, Mapping) or "target_false_termination_rate" not in cal:
+        raise ConfigError("configs/gates.yaml `gates` or configs/policy.yaml `calibration` missing")
+    try:
+        replay = json.loads((metrics_dir / "replay.json").read_text())
+        ev = json.loads((metrics_dir / "eval.json").read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename} not found: run evaluate first") from None
+    baseline_path = metrics_dir / "baseline.json"
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    return GateInputs(cfg, float(cal["target_false_termination_rate"]), replay, float(ev["macro_f1"]), baseline)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Re-check the quality gates from metrics files")
     parser.add_argument("--metrics-dir", default="metrics")
     parser.add_argument("--profile", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    profile = args.profile or active_profile()
-    cfg = load_config("gates", profile).get("gates")
-    cal = load_config("policy", profile).get("calibration") or {}
-    if not isinstance(cfg, Mapping) or "target_false_termination_rate" not in cal:
-        raise ConfigError("configs/gates.yaml `gates` or configs/policy.yaml `calibration` missing")
-    d = Path(args.metrics_dir)
-    try:
-        replay = json.loads((d / "replay.json").read_text())
-        ev = json.loads((d / "eval.json").read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{exc.filename} not found: run evaluate first") from None
-    baseline_path = d / "baseline.json"
-    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
-    gates = check_gates(replay, ev["macro_f1"], baseline, cfg, float(cal["target_false_termination_rate"]))
+    inputs = load_gate_inputs(args.profile, Path("configs"), Path(args.metrics_dir))
+    cfg = inputs.config
+    gates = check_gates(inputs.replay, inputs.macro_f1, inputs.baseline, cfg, inputs.target_ftr)
     log_gates(gates)
     ok = all(g.passed for g in gates)
     return 0 if ok or not cfg.get("enforce", True) else 1

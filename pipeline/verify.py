@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.config import ConfigError, active_profile, load_config
+from pipeline.config import active_profile, load_config
+from pipeline.gates import check_gates, gates_report, load_gate_inputs, log_gates
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split
 from serving.bundle import BundleError
@@ -94,18 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     profile = args.profile or active_profile(Path(args.config_dir))
     vcfg = dict(load_config("export", profile, args.config_dir).get("verify") or {})
-    gcfg = load_config("gates", profile, args.config_dir).get("gates")
-    cal = load_config("policy", profile, args.config_dir).get("calibration") or {}
-    if not isinstance(gcfg, Mapping) or "target_false_termination_rate" not in cal:
-        raise ConfigError("configs/gates.yaml `gates` or configs/policy.yaml `calibration` missing")
+    inputs = load_gate_inputs(profile, Path(args.config_dir), Path(args.metrics_dir))
+    gcfg, evaluated = inputs.config, inputs.replay
     mode = args.mode or vcfg.get("mode", "live")
-    md = Path(args.metrics_dir)
-    try:
-        evaluated = json.loads((md / "replay.json").read_text())
-        ev = json.loads((md / "eval.json").read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{exc.filename} not found: run evaluate first") from None
-    baseline = json.loads((md / "baseline.json").read_text()) if (md / "baseline.json").exists() else None
 
     try:
         guard = Guard.load(
@@ -129,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     diffs = compare(replay, evaluated, vcfg.get("tolerance") or {})
     matches = all(d["ok"] for d in diffs.values())
 
-    from pipeline.gates import check_gates, gates_report, log_gates
-
-    gates = check_gates(replay, float(ev["macro_f1"]), baseline, gcfg, float(cal["target_false_termination_rate"]))
+    gates = check_gates(replay, inputs.macro_f1, inputs.baseline, gcfg, inputs.target_ftr)
     log_gates(gates)
     enforce = bool(gcfg.get("enforce", True))
     grep = gates_report(gates, enforce)
@@ -161,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "problems": problems,
         "note": "beats_baseline is re-checked with evaluate's turn-level macro-F1 (verify replays conversations only)",
     }
-    output = Path(args.output) if args.output else md / "serving.json"
+    output = Path(args.output) if args.output else Path(args.metrics_dir) / "serving.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     ov = replay["overall"]
