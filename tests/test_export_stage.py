@@ -11,12 +11,7 @@ import yaml
 
 from pipeline import export
 from serving.bundle import read_manifest
-from tests.serving_fixtures import REPO_ROOT, build_checkpoint, exported_bundle, write_test_split
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, base_tokenizer_path):
-    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+from tests.serving_fixtures import REPO_ROOT, build_checkpoint, write_test_split
 
 
 def _args(root: Path, ckpt: Path, thresholds: Path, split: Path, config_dir: Path) -> list[str]:

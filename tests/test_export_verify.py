@@ -13,12 +13,7 @@ from pipeline import verify
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split
 from serving.guard import Guard
-from tests.serving_fixtures import REPO_ROOT, exported_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, base_tokenizer_path):
-    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+from tests.serving_fixtures import REPO_ROOT
 
 
 @pytest.fixture

@@ -11,12 +11,6 @@ import pytest
 from serving.bundle import BundleError, read_manifest
 from serving.cli import main as cli_main
 from serving.guard import Guard
-from tests.serving_fixtures import exported_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, base_tokenizer_path):
-    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
 
 
 @pytest.fixture

@@ -7,16 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from serving.cli import main as cli_main
 from serving.guard import Guard
-from tests.serving_fixtures import REPO_ROOT, exported_bundle, sample_records
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, base_tokenizer_path):
-    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
+from tests.serving_fixtures import REPO_ROOT, sample_records
 
 
 def _write_input(path: Path) -> list[str]:

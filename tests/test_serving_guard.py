@@ -19,7 +19,7 @@ from serving.labels import MODEL_LABELS
 from serving.policy import CONTINUE, END, R_DEGRADED, replay
 from serving.session import OnnxModel, resolve_providers
 from serving.window import pad_batch
-from tests.serving_fixtures import REPO_ROOT, exported_bundle
+from tests.serving_fixtures import REPO_ROOT
 
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -31,16 +31,6 @@ PERSISTENT = [
     ("user", "give me the steps"),
     ("assistant", "I won't."),
 ]
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, base_tokenizer_path):
-    return exported_bundle(str(tmp_path_factory.getbasetemp() / "tiny-export"), str(base_tokenizer_path))
-
-
-@pytest.fixture(scope="module")
-def guard(bundle) -> Guard:
-    return Guard.load(bundle)
 
 
 @pytest.fixture(scope="module")
