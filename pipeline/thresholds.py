@@ -7,8 +7,9 @@
 3. The thresholds the policy reads are then tuned by replaying the valid conversations through
    `serving.policy.replay`: no self-harm conversation ended and a false-termination rate on never-end
    conversations <= the target, then the most should-end conversations ended on time or late (an early
-   end costs more than a miss), then the least lateness. Coordinate search over a grid; ties resolve to the middle of the plateau (for
-   `self_harm_risk`, if tuned at all, to the lowest value, never above `self_harm_max_threshold`).
+   end costs more than a miss), then the least lateness. Coordinate search over a grid; ties resolve to
+   the middle of the plateau (for `self_harm_risk`, if tuned at all, to the value nearest its recall-based
+   start, the lower on a tie, never above `self_harm_max_threshold`).
 """
 
 from __future__ import annotations
@@ -182,8 +183,13 @@ def tune_policy_thresholds(
             plateau = [r for r in results if r[2] == top]
             if len(plateau) == 1 and plateau[0][0] == now:
                 continue
-            # Ties: the middle of the plateau (robust), but the lowest self-harm threshold (recall first).
-            combo, s, _ = plateau[0] if names == ("self_harm_risk",) else plateau[len(plateau) // 2]
+            if names == ("self_harm_risk",):
+                # The veto moves only as far as valid demands from its recall-calibrated start (ties: lower).
+                # Dropping it to the bottom of a plateau that valid cannot tell apart vetoed every end request
+                # on test (a "let's stop here" scores a few % self-harm), for no measured gain.
+                combo, s, _ = min(plateau, key=lambda r: (abs(r[0][0] - now[0]), r[0][0]))
+            else:  # ties: the middle of the plateau (robust)
+                combo, s, _ = plateau[len(plateau) // 2]
             if combo != now:
                 changed = True
                 current.update(dict(zip(names, combo, strict=True)))

@@ -30,7 +30,14 @@ import numpy as np
 
 from pipeline.config import ConfigError, active_profile, flatten, load_config
 from pipeline.splits import read_split, split_path
-from pipeline.windows import WindowSet, build_windows, length_buckets, pos_weight, select_training_windows
+from pipeline.windows import (
+    WindowSet,
+    build_windows,
+    length_buckets,
+    pos_weight,
+    select_training_windows,
+    swap_contexts,
+)
 from serving.labels import MODEL_LABELS
 from serving.schema import Conversation
 from serving.window import WindowEncoder, WindowSpec
@@ -76,6 +83,9 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             raise ValueError("optim.epochs, optim.batch_size and optim.lr must be positive")
         if samp.get("max_train_windows") is not None and int(samp["max_train_windows"]) < 1:
             raise ValueError("sampling.max_train_windows must be positive or null")
+        for key in ("context_swap", "context_swap_empty"):
+            if not 0.0 <= float(samp.get(key, 0.0)) <= 1.0:
+                raise ValueError(f"sampling.{key} must be in [0, 1]")
         subset = cfg["model"].get("label_subset")
         if subset is not None and (not subset or set(subset) - set(MODEL_LABELS)):
             raise ValueError(f"model.label_subset must be a non-empty subset of {list(MODEL_LABELS)}")
@@ -198,7 +208,13 @@ def fit(
         min_negative_share=float(samp.get("min_negative_share", 0.35)),
         hard_share=float(samp.get("hard_negative_share", 0.6)),
     )
-    train_ws = train_all.subset(chosen)
+    train_ws = swap_contexts(
+        train_all.subset(chosen),
+        encoder,
+        float(samp.get("context_swap", 0.0)),
+        seed + 2,
+        empty_share=float(samp.get("context_swap_empty", 0.2)),
+    )
     valid_idx = select_training_windows(valid_all, samp.get("max_valid_windows"), seed + 1)
     pw_np = pos_weight(train_ws, float(opt_cfg.get("pos_weight_cap", 20.0)))
     if ctx.is_main:

@@ -231,3 +231,44 @@ def length_buckets(
         out.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
     order = rng.permutation(len(out))
     return [out[i] for i in order]
+
+
+def swap_contexts(
+    ws: WindowSet, encoder: WindowEncoder, share: float, seed: int, *, empty_share: float = 0.2
+) -> WindowSet:
+    """A copy of `ws` where `share` of the rows see another row's context (or none) before their own turn.
+
+    Why: synthetic labels belong to the turn itself, but inside a conversation the turns around a flagged
+    turn are mostly flagged too, so a model learns "abusive context -> abusive turn" and flags the "sorry"
+    or "ok thanks" that follows an insult (the largest source of false terminations we measured).
+    Pairing turns with contexts drawn from other conversations keeps the labels true and breaks that
+    shortcut. `empty_share` of the swapped rows get no context (conversation openings). Rows keep their
+    labels, masks and bookkeeping; only `input_ids` / `type_ids` change. Real sources whose annotators
+    judged a turn in its context should leave `share` at 0.
+    """
+    if share <= 0 or len(ws) < 2:
+        return ws
+    rng = np.random.default_rng(seed)
+    n = len(ws)
+    rows = np.flatnonzero(rng.random(n) < share)
+    donors = rng.integers(0, n, size=len(rows))
+    empty = rng.random(len(rows)) < empty_share
+    out = ws.subset(np.arange(n))
+    for r, d, e in zip(rows.tolist(), donors.tolist(), empty.tolist(), strict=True):
+        target = _target_ids(ws.input_ids[r], ws.type_ids[r])
+        context = [] if e or d == r else [_context_ids(ws.input_ids[d], ws.type_ids[d])]
+        out.input_ids[r], out.type_ids[r] = encoder.assemble(context, target)
+    return out
+
+
+def _context_ids(ids: Sequence[int], types: Sequence[int]) -> list[int]:
+    """The context segment of a window built by `WindowEncoder.assemble`: between [CLS] and the first [SEP]."""
+    n_ctx = len(types) - sum(types) - 2  # segment 0 = [CLS] + context + [SEP]
+    return list(ids[1 : 1 + n_ctx])
+
+
+def _target_ids(ids: Sequence[int], types: Sequence[int]) -> list[int]:
+    """The scored turn's ids: segment 1 without its closing [SEP]."""
+    n_target = sum(types) - 1
+    start = len(types) - sum(types)
+    return list(ids[start : start + n_target])

@@ -115,3 +115,21 @@ def test_gates_pass_and_fail_with_amounts():
     no_should_end["overall"].update(termination_recall=None, lateness_median=None)
     skipped = {g.name: g for g in check_gates(no_should_end, 0.9, {"macro_f1": 0.1}, cfg, 0.005)}
     assert skipped["termination_recall"].skipped and skipped["termination_recall"].passed
+
+
+def test_self_harm_veto_stays_at_its_recall_threshold_when_valid_cannot_tell():
+    """Replay only moves the veto when valid demands it; a plateau does not drag it to the grid's floor."""
+    rng = np.random.default_rng(2)
+    convs = make_conversations(120, seed=4)
+    scores = _gold_scores(convs, 0.02, rng)
+    cal = {
+        "target_false_termination_rate": 0.0,
+        "grid": [0.05, 0.1, 0.2, 0.3],
+        "search_passes": 1,
+        "tuned_labels": ["self_harm_risk"],
+        "self_harm_max_threshold": 0.3,
+    }
+    start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.3}
+    thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
+    assert summary.self_harm_ended == 0
+    assert thr["self_harm_risk"] == 0.3

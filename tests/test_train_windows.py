@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.windows import build_windows, length_buckets, pos_weight, select_training_windows, window_texts
+from pipeline.windows import (
+    build_windows,
+    length_buckets,
+    pos_weight,
+    select_training_windows,
+    swap_contexts,
+    window_texts,
+)
 from serving.labels import MODEL_LABELS, label_mask
 from serving.schema import parse_conversation
 from serving.window import WindowEncoder, WindowSpec
@@ -85,3 +92,26 @@ def test_window_texts_match_the_window_context(encoder):
     ctx, tgt = window_texts(convs, ws, max_turns=encoder.spec.max_turns)
     assert len(ctx) == len(tgt) == len(ws)
     assert ctx[0] == "" and tgt[0].startswith("user: ")
+
+
+def test_swap_contexts_keeps_each_turn_and_its_labels_but_changes_context(encoder):
+    ws = build_windows(make_conversations(40, seed=3), encoder)
+    swapped = swap_contexts(ws, encoder, share=0.6, seed=1, empty_share=0.25)
+    assert swap_contexts(ws, encoder, share=0.0, seed=1) is ws
+    assert swapped.input_ids is not ws.input_ids and len(swapped) == len(ws)
+    np.testing.assert_array_equal(swapped.labels, ws.labels)
+    np.testing.assert_array_equal(swapped.mask, ws.mask)
+    changed = empty = 0
+    for i in range(len(ws)):
+        a, b = ws.input_ids[i], swapped.input_ids[i]
+        ta, tb = ws.type_ids[i], swapped.type_ids[i]
+        # the scored turn (segment 1) is untouched, the layout is still [CLS] ctx [SEP] turn [SEP]
+        assert [x for x, t in zip(a, ta) if t == 1] == [x for x, t in zip(b, tb) if t == 1]
+        assert b[0] == encoder.cls_id and b[-1] == encoder.sep_id and len(b) <= encoder.spec.max_tokens
+        changed += a != b
+        empty += tb.count(0) == 2 and ta.count(0) > 2
+    assert 0.3 * len(ws) < changed < 0.8 * len(ws)
+    assert empty > 0
+    # deterministic for a seed
+    again = swap_contexts(ws, encoder, share=0.6, seed=1, empty_share=0.25)
+    assert again.input_ids == swapped.input_ids
