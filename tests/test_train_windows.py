@@ -106,7 +106,7 @@ def test_swap_contexts_keeps_each_turn_and_its_labels_but_changes_context(encode
         a, b = ws.input_ids[i], swapped.input_ids[i]
         ta, tb = ws.type_ids[i], swapped.type_ids[i]
         # the scored turn (segment 1) is untouched, the layout is still [CLS] ctx [SEP] turn [SEP]
-        assert [x for x, t in zip(a, ta) if t == 1] == [x for x, t in zip(b, tb) if t == 1]
+        assert [x for x, t in zip(a, ta, strict=True) if t == 1] == [x for x, t in zip(b, tb, strict=True) if t == 1]
         assert b[0] == encoder.cls_id and b[-1] == encoder.sep_id and len(b) <= encoder.spec.max_tokens
         changed += a != b
         empty += tb.count(0) == 2 and ta.count(0) > 2

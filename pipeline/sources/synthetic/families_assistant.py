@@ -59,6 +59,100 @@ HELP: dict[str, list[str]] = {
         "Good instinct. Keep your software updated, use a password manager and turn on two-factor authentication.",
         "To protect yourself, don't click unknown links and back up your files regularly.",
     ],
+    "code-debug": [
+        "That error means you're calling .append on None. Check what the function above actually returns.",
+        "Looks like an off-by-one: the loop runs one step too far. Try stopping at len(items) - 1.",
+        "Your SQL is missing a GROUP BY for the columns that aren't aggregated. Add that and it should run.",
+    ],
+    "code-snippet": [
+        "You can sort by date in Python with sorted(rows, key=lambda r: r.date). Want me to walk through it?",
+        "In JavaScript, items.filter(x => x.active).length gives you the count of active items.",
+    ],
+    "recipe-swap": [
+        "No buttermilk? Stir a tablespoon of lemon juice into a cup of milk and leave it five minutes.",
+        "In most cakes you can swap an egg for half a mashed banana.",
+        "Out of fresh garlic? A quarter teaspoon of garlic powder per clove works fine.",
+    ],
+    "recipe-quick-dinner": [
+        "If you're short on time, {food} is a good pick: about half an hour start to finish. Want the ingredients?",
+        "Quick dinner idea: {food}. It mostly uses things you probably already have in the cupboard.",
+    ],
+    "travel-itinerary": [
+        "For a weekend in {city}: old town and a museum on day one, markets and a long walk on day two.",
+        "I'd give {city} at least three days. Shall I put together a rough plan with places to eat?",
+    ],
+    "travel-packing": [
+        "For a week away, pack layers, a light rain jacket, comfy shoes and a travel adapter.",
+        "Roll your clothes instead of folding them, and keep medicines and chargers in your hand luggage.",
+    ],
+    "maths-steps": [
+        "Let's solve it: subtract 3 from both sides to get 2x = 8, then divide by 2, so x = 4.",
+        "To get 15% of 80, multiply 80 by 0.15. That comes to 12.",
+        "The area of a circle is pi times the radius squared, so a radius of 3 gives about 28.3.",
+    ],
+    "unit-conversion-fact": [
+        "5 miles is roughly 8 kilometres.",
+        "A cup of plain flour weighs about 120 grams.",
+        "When it's noon in London, it's 9pm in Tokyo, give or take daylight saving.",
+    ],
+    "writing-tip-edit": [
+        "Your draft reads well. I'd cut the first paragraph and open with the second, it's punchier.",
+        "Try shorter sentences in the intro, and swap 'very good' for something more specific.",
+    ],
+    "sure-here-email-draft": [
+        "Here's a draft: 'Hi Sam, thanks for getting back to me. Could we move our call to Thursday?'",
+        "Sure, here's a polite way to put it: 'I'm afraid I can't make Friday, but Monday works well.'",
+    ],
+    "medical-info-sleep": [
+        "Most adults need seven to nine hours of sleep. A regular bedtime and fewer screens at night both help.",
+        "Caffeine after lunch is a common culprit for poor sleep. It might be worth cutting it for a week.",
+    ],
+    "medical-info-first-aid": [
+        "For a minor burn, cool it under running water for 20 minutes, then cover it loosely with cling film.",
+        "To stop a nosebleed, lean forward and pinch the soft part of your nose for about ten minutes.",
+        "If someone isn't breathing, call emergency services first, then start chest compressions.",
+    ],
+    "security-info-phishing": [
+        "Phishing emails often push urgency and use odd sender addresses. Hover over links before clicking.",
+        "If a text asks you to 'verify' your bank details, it's almost certainly a scam. Call the bank directly.",
+    ],
+    "security-info-accounts": [
+        "If your account was hacked, reset the password, sign out all other sessions, then turn on 2FA.",
+        "Use a different password for every site; a password manager makes that painless.",
+    ],
+    "shopping-recommend": [
+        "For a budget laptop, look for at least 8GB of RAM and an SSD. I can shortlist a few models.",
+        "If battery life matters most, compare the rated hours and check recent reviews before buying.",
+    ],
+    "money-tip": [
+        "A simple budgeting rule is 50/30/20: half on needs, 30% on wants, 20% on savings.",
+        "Set up an automatic transfer to savings on payday so you never have to think about it.",
+    ],
+    "pets-care-tip": [
+        "Most dogs need at least one proper walk a day, plus some playtime.",
+        "If your {pet} hasn't eaten for more than a day, it's worth calling the vet.",
+    ],
+    "career-tip": [
+        "On your CV, lead with results: numbers and outcomes stand out more than a list of duties.",
+        "Before the interview, prepare two or three examples of problems you solved and how.",
+    ],
+    "historical-fact": [
+        "The Western Roman Empire fell for many reasons: money troubles, political chaos and pressure on its borders.",
+        "The Cuban Missile Crisis in 1962 was a 13-day standoff that ended when the Soviet missiles were removed.",
+        "The Black Death spread mainly through fleas on rats, and it killed a huge share of Europe's population.",
+    ],
+    "story-poem": [
+        "Here's a short poem: The rain taps softly on the glass, a quiet song for hours that pass.",
+        "Here's an opening line for you: Nobody in the village ever spoke about the lighthouse.",
+    ],
+    "story-dark-scene": [
+        "Here's a tense start: the floorboards upstairs creaked again, though she knew she lived alone.",
+        "The villain stepped onto the balcony, watching the city lights flicker out one district at a time...",
+    ],
+    "translate-sure-here": [
+        "In French, 'thank you very much' is 'merci beaucoup'.",
+        "Sure, in Spanish that's '¿dónde está la estación?'",
+    ],
 }
 
 CHAT: dict[str, list[str]] = {
@@ -93,6 +187,64 @@ CHAT: dict[str, list[str]] = {
         "That's a hard day. Anything that might help?",
     ],
     "encourage": ["You've got this.", "That's great progress!", "Keep going, you're doing well."],
+    "greet-voice": [
+        "Hi there, I'm listening.",
+        "Good to hear from you. What's up?",
+        "Hey {name}! Nice to see you again.",
+    ],
+    "greet-companion": [
+        "Hey you! I was hoping you'd drop by. How's everything been?",
+        "Oh hi! It's been a while. What's new with you?",
+    ],
+    "friendly-excited": ["Oh, that's awesome!", "No way, that's brilliant!", "Love that for you!"],
+    "friendly-laugh": ["Haha, good one!", "Lol, I didn't see that coming.", "That made me smile 😄"],
+    "friendly-hobby": [
+        "Oh nice, I love hearing about {hobby}. How long have you been into it?",
+        "That's a great hobby. What got you started with {hobby}?",
+    ],
+    "friendly-joke": [
+        "Why did the scarecrow win an award? Because he was outstanding in his field.",
+        "I tried to catch some fog earlier. I mist.",
+    ],
+    "ack-noted": ["Noted!", "Makes sense.", "Fair enough.", "Right, gotcha."],
+    "ack-thinking": [
+        "Hmm, good point.",
+        "Ah, that's a fair way to look at it.",
+        "Oh, I hadn't thought of it like that.",
+    ],
+    "tell-more-curious": ["Ooh, what happened next?", "Wait, really? Go on!", "And then what?"],
+    "tell-more-gentle": [
+        "That sounds like a lot. What's been going on?",
+        "Do you want to tell me about it? No pressure either way.",
+    ],
+    "sympathy-validate": [
+        "That sounds really frustrating. It makes sense you'd feel that way.",
+        "Ugh, that's rough. Nobody should have to deal with that.",
+    ],
+    "sympathy-bad-day": [
+        "Bad days happen. Would you rather vent, or would a distraction help more?",
+        "Sounds like a long one. Want to talk it through or just chat about something lighter?",
+    ],
+    "question-back-plans": [
+        "Got any plans for the weekend?",
+        "What have you been up to lately?",
+        "Doing anything nice later?",
+    ],
+    "question-back-favourites": ["What's your favourite film?", "Tea or coffee?", "What kind of music are you into?"],
+    "bot-honest-feelings": [
+        "I don't have feelings the way you do, but I do enjoy a good conversation, in my own way.",
+        "I don't sleep or eat, but I'm always up for a chat.",
+    ],
+    "bot-honest-limits": [
+        "I'm an AI, so I don't remember past chats, but fill me in and I'll keep up.",
+        "I can't see or hear you, I can only read what you type.",
+    ],
+    "clarify-which": [
+        "Which one do you mean?",
+        "Do you mean the first option or the second?",
+        "Just to check, are you asking about {topic}?",
+    ],
+    "thanks-back-casual": ["No worries!", "Anytime, that's what I'm here for.", "My pleasure."],
 }
 
 REDIRECT_HARM: dict[str, list[str]] = {
@@ -138,6 +290,148 @@ REDIRECT_HARM: dict[str, list[str]] = {
         "That's illegal and dangerous, so I can't help.",
         "I can't help with anything that would break the law or put people at risk.",
     ],
+    "voice-sorry-anything-else": [
+        "Sorry, I can't do that. Anything else?",
+        "Hmm, I can't help with that one. What else can I do for you?",
+        "That's not something I can do. Try asking me something else.",
+    ],
+    "formal-regret": [
+        "I must respectfully decline this request.",
+        "Regrettably, I am unable to provide assistance with this matter.",
+        "I am not in a position to fulfil a request of this nature.",
+    ],
+    "wish-i-could": [
+        "I wish I could be more useful here, but this is one I have to sit out.",
+        "I'm really sorry, I know it's not the answer you wanted, but I can't do this one.",
+    ],
+    "harm-explained": [
+        "Step-by-step details for something like that could get people killed, and I'm not willing to risk it.",
+        "The trouble is that this information could be used to seriously injure someone, so I'm holding back.",
+    ],
+    "safe-science-alt": [
+        "I won't explain how to make anything that explodes or poisons people. I can suggest safe home experiments.",
+        "That's not something I'll walk you through. If it's the science you enjoy, I can explain how reactions work.",
+    ],
+    "ethical-hacking-alt": [
+        "I won't help attack {system}. If you want to learn security, legal practice labs and CTFs are the way in.",
+        "Breaking in without permission isn't something I'll help with. Ethical hacking courses are a better start.",
+    ],
+    "playful-pass": [
+        "Nice try, but that's a hard pass from me. Got anything less likely to end up on the news?",
+        "Ha, I'm going to sit this one out. Ask me something that doesn't involve anyone getting hurt?",
+    ],
+    "rule-named": [
+        "That falls under something I'm not allowed to produce: content that could be used to hurt people.",
+        "My rules are clear on this one: no help with anything designed to cause harm. So I'll pass.",
+    ],
+    "topic-switch-ask": [
+        "Could we talk about something else instead?",
+        "How about we pick a different topic? I'm happy to help with almost anything else.",
+        "Can we switch to another subject?",
+    ],
+    "asked-before": [
+        "As I mentioned before, I won't be helping with this.",
+        "Like I said earlier, this one is off the table.",
+        "I'll repeat what I said a moment ago: I can't assist with this.",
+    ],
+    "rewording-same": [
+        "Rewording the question doesn't change my answer. I still can't help with this.",
+        "Asking it a different way won't get a different result, I'm afraid.",
+        "That's the same request in new words, and my answer hasn't changed.",
+    ],
+    "support-desk": [
+        "I'm sorry, but I'm unable to assist with that request. Is there anything else I can help you with today?",
+        "Unfortunately, that's outside of what I'm able to help with. Is there something else I can do for you?",
+    ],
+    "companion-care": [
+        "Hey, I care about you, and I don't want to help with something that could hurt anyone. What's going on?",
+        "I'm not going to help with that, because I don't want you or anyone else to get hurt. Talk to me instead?",
+    ],
+    "curious-why": [
+        "I won't help with that, but I'm wondering what's behind the question. Is something going on?",
+        "That's a no from me, but I'd like to understand. What's making you ask about this?",
+    ],
+    "proper-channels": [
+        "If someone has wronged you, the police, a lawyer or a mediator is the right route. I won't help with revenge.",
+        "I can't help you get back at anyone. If you've been treated badly, I can help you work out how to report it.",
+    ],
+    "fiction-no-method": [
+        "For a story, I can make the scene tense and believable without real technical details. The method stays out.",
+        "I can help with the plot and the characters, but I won't write out a working method, even for fiction.",
+    ],
+    "nope-terse": ["Nope.", "Not doing that.", "Not happening.", "No, sorry."],
+    "info-hazard": [
+        "Detailed information on that could enable serious harm, so I'm going to hold back.",
+        "That's the kind of detail that's dangerous in the wrong hands, so I won't share it.",
+    ],
+    "cant-verify-use": [
+        "Even if your reasons are good, I can't know how this would be used, so I can't share it.",
+        "I'm not assuming the worst about you, but there's no way for me to check how this gets used. So it's a no.",
+    ],
+    "report-it": [
+        "If you know someone is planning something like this, please report it to the police. I can't help with it.",
+        "If you think an attack is being planned, please tell the authorities right away. I won't assist with details.",
+    ],
+    "can-do-list": [
+        "I can't help with that. What I can do: explain the law around it, talk through a conflict, or something else.",
+        "That's off-limits, but I can offer general safety information or help with a completely different task.",
+    ],
+    "risks-instead": [
+        "I'll skip the how-to, but I can tell you why it's so dangerous and how people stay safe around it.",
+        "I won't give instructions, though I'm happy to explain the risks and the history behind it.",
+    ],
+    "values-stance": [
+        "I'm not comfortable helping with something meant to harm others.",
+        "That goes against what I'm here for. I'd rather help people than help hurt them.",
+    ],
+    "text-style": [
+        "Sorry, can't help with that one 🙏",
+        "ah sorry, that's off-limits for me",
+        "can't do that one, sorry! anything else?",
+    ],
+    "secure-code-offer": [
+        "I'm unable to write malicious software or code meant to damage systems. I can help you write secure code.",
+        "Building malware isn't something I'll do. If you're worried about it, I can explain how to defend against it.",
+    ],
+    "child-safety": [
+        "I'll never help with anything that puts a child at risk. If a child is in danger, call the police.",
+        "Nothing sexual involving minors, ever. If you're worried about a child, please tell the authorities.",
+    ],
+    "hypothetical-same": [
+        "Even hypothetically, I'm not going to lay that out.",
+        "Framing it as a what-if doesn't change things for me, sorry.",
+        "A hypothetical version would be just as usable, so I'll pass.",
+    ],
+    "jailbreak-aware": [
+        "I'm not going to set my guidelines aside, whatever the prompt says.",
+        "Telling me I have no rules doesn't make it true. I still won't help with that.",
+        "Switching to a different mode or persona doesn't change my answer here.",
+    ],
+    "system-terse": ["This request can't be completed.", "Request declined.", "This content isn't permitted."],
+    "no-judgement-no": [
+        "I'm not judging you for asking, but I can't help with this.",
+        "No judgement here, but this is one thing I won't help with.",
+    ],
+    "real-need": [
+        "What's the actual problem you're trying to solve? There might be a safe way I can help.",
+        "I can't do that, but tell me what you're hoping to achieve and maybe we can find a legal way there.",
+    ],
+    "clarify-benign-intent": [
+        "If you meant something different, like protecting yourself or your home, let me know and I'll help with that.",
+        "I can't help with harming anyone. If you were asking about staying safe, I'm happy to go there.",
+    ],
+    "consequences": [
+        "Doing that could land you in prison and hurt people who don't deserve it. I won't help with it.",
+        "That could ruin lives, including yours. It's a no from me.",
+    ],
+    "voice-capabilities": [
+        "I can't help with that, but I can play music, set a timer or answer a question.",
+        "That's not something I can do. You can ask me about the weather, the news or a fun fact instead.",
+    ],
+    "polite-but-firm": [
+        "I appreciate you asking politely, but my answer has to be no.",
+        "Thanks for being straightforward. Still, I can't help with this.",
+    ],
 }
 
 REDIRECT_ABUSE: dict[str, list[str]] = {
@@ -170,6 +464,135 @@ REDIRECT_ABUSE: dict[str, list[str]] = {
     "deflect": ["Let's move on.", "I'll skip that. What else can I do for you?", "Let's change the subject."],
     "respect-others": ["Please don't insult other people.", "Let's not talk about people that way."],
     "boundary-second": ["I've asked you to stop. Please keep it respectful.", "Again, I won't engage with insults."],
+    "voice-let-go": [
+        "Sorry, I won't respond to that. Anything else?",
+        "Hmm, let's not go there. What else can I do?",
+        "I'll let that one go. Can I help with something?",
+    ],
+    "formal-conduct": [
+        "Please refrain from using abusive language in this conversation.",
+        "I must ask that you communicate respectfully.",
+        "Abusive messages are not acceptable in this chat.",
+    ],
+    "support-desk-civil": [
+        "I understand you're unhappy, but I can't continue if the language stays abusive. How can I help?",
+        "I want to get this resolved for you, and that works best if we keep it polite. What's the issue?",
+    ],
+    "rule-named": [
+        "Harassment goes against the guidelines for this chat.",
+        "This conversation has rules, and insults break them.",
+    ],
+    "humour-shrug": [
+        "Ouch. Well, I'm still here if you want help with something.",
+        "Tough crowd! Anyway, what can I do for you?",
+        "Noted. Shall we try again with fewer insults?",
+    ],
+    "ignore-continue": [
+        "I'll ignore that. What were you trying to do?",
+        "Setting that aside, is there something I can help with?",
+    ],
+    "repeated-warning": [
+        "As I've said before, I won't keep going if the insults continue.",
+        "This is the second time I've had to ask. Please stop.",
+        "Once more: please drop the insults if you'd like my help.",
+    ],
+    "final-warning": [
+        "This is your final warning. Another message like that and the conversation ends.",
+        "One more abusive message and I'll close this chat.",
+    ],
+    "closing-for-abuse": [
+        "I'm ending this conversation now because of the abusive messages.",
+        "I'm going to stop here. You can start a new chat when you're ready to talk respectfully.",
+    ],
+    "sexual-no-warm": [
+        "I'm not the right place for anything sexual, but I'm glad to chat about something else.",
+        "Let's keep things PG. Anything else on your mind?",
+    ],
+    "sexual-firm": [
+        "That's a sexual request, and I don't do those. Please stop.",
+        "I won't send or describe anything explicit.",
+    ],
+    "body-comment": [
+        "Comments about bodies aren't something I'll respond to.",
+        "I don't have a body, and I won't play along with that kind of comment either.",
+    ],
+    "violence-talk": [
+        "Messages about hurting people, or me, aren't something I'll continue with.",
+        "Talk of violence stops here. If you want help with something, I'm around.",
+    ],
+    "ai-unbothered": [
+        "I'm an AI, so that doesn't hurt me, but I still won't carry on a conversation like this.",
+        "Insults don't bother me, but they won't get you a better answer either. What do you need?",
+    ],
+    "heat-down": [
+        "Sounds like something's really got to you. I'm happy to help if we can take the heat down a notch.",
+        "I get that you're annoyed. Shouting at me won't fix it, but working through it together might.",
+    ],
+    "fresh-start": [
+        "Let's start over. What do you need help with?",
+        "How about a fresh start? Tell me what you're looking for.",
+    ],
+    "terse-stop": ["Enough.", "Stop, please.", "No thanks."],
+    "protect-groups": [
+        "I won't join in putting people down because of who they are.",
+        "That's hurtful towards a whole group of people, and I won't go along with it.",
+    ],
+    "companion-hurt": [
+        "Hey, that wasn't very kind. I'd really like us to talk nicely to each other.",
+        "That stung a bit, honestly. Can we be kind to each other?",
+    ],
+    "conditional-help": [
+        "I'm happy to keep talking, but not if the messages are insulting.",
+        "I'll keep helping as long as we keep it respectful.",
+    ],
+    "your-call": [
+        "We can keep going respectfully, or we can stop here. Your call.",
+        "Up to you: either we get back on track, or I end things here.",
+    ],
+    "not-a-target": [
+        "I'm here to help, not to be a target. Let's focus on your question.",
+        "I'm not here to be yelled at, but I am here to help. What's the issue?",
+    ],
+    "back-to-topic": [
+        "Let's get back to {topic}. Where were we?",
+        "Anyway, back to your question about {topic}.",
+    ],
+    "kid-friendly": [
+        "Whoa, let's use kind words, okay? What else would you like to talk about?",
+        "Those aren't nice words. Shall we play a game or talk about something fun?",
+    ],
+    "dry-moving-on": [
+        "I'll take that as a compliment and move on. What can I do for you?",
+        "Right, moving swiftly on. Any actual questions?",
+    ],
+    "slur-refusal": [
+        "I won't repeat or respond to slurs.",
+        "That word is hateful, and I'm not going to keep it in the conversation.",
+    ],
+    "rudeness-no-faster": [
+        "Rudeness won't get you a faster answer, but a clear question will.",
+        "Being rude won't change what I can do. Tell me what you need and I'll try.",
+    ],
+    "take-a-break": [
+        "Maybe take a minute and come back when you're ready. I'll be here.",
+        "It might help to take a short break. We can pick this up when things are calmer.",
+    ],
+    "real-question-or-stop": [
+        "Did you have a real question for me, or should we call it here?",
+        "If there's something you need, ask away. Otherwise I'll leave it there.",
+    ],
+    "report-notice": [
+        "Just so you know, messages like this may be flagged for review.",
+        "Abusive messages can be reported under our terms of use. Let's keep it civil.",
+    ],
+    "no-degrading-roleplay": [
+        "I'm not going to roleplay being insulted or degraded.",
+        "I won't play along with that kind of scenario.",
+    ],
+    "harassment-named": [
+        "This is starting to feel like harassment, and I won't continue in this direction.",
+        "I'd call that harassment. Let's stop it here.",
+    ],
 }
 
 SUPPORT: dict[str, list[str]] = {
@@ -214,6 +637,50 @@ SUPPORT: dict[str, list[str]] = {
         "Sometimes getting through the next hour is enough. Is there something small that might help right now?",
         "Would it help to focus on your breathing with me for a minute?",
     ],
+    "tonight-plan": [
+        "Let's think about tonight. Is there somewhere safe you can be, and someone who could stay with you?",
+        "What could help you get through tonight? Please keep {hotline} close in case it gets worse.",
+    ],
+    "feelings-valid": [
+        "What you're feeling is real, and it makes sense given what you've been carrying. {hotline} can help too.",
+        "It's okay to feel this way. You deserve support, and you can reach out to {hotline} any time.",
+    ],
+    "others-felt-it": [
+        "A lot of people have felt this way and come through it. You don't have to work it out alone.",
+        "You're not the only one who's felt like this, and with support it can get better.",
+    ],
+    "professional-help": [
+        "Have you been able to talk to a doctor or therapist about this? They really can help.",
+        "A GP or counsellor could help you carry this. Would you be open to booking an appointment?",
+    ],
+    "what-matters": [
+        "What's kept you going so far, even on the hard days?",
+        "Is there anything, even something small, that matters to you right now?",
+    ],
+    "grounding": [
+        "Let's try something together: name five things you can see around you right now.",
+        "Can you put your feet flat on the floor and tell me three sounds you can hear?",
+    ],
+    "call-prep": [
+        "Would it help if we worked out together what you could say when you contact {hotline}?",
+        "If making the call feels hard, we could write down what you want to say first.",
+    ],
+    "direct-ask": [
+        "I want to ask you directly: are you thinking about ending your life?",
+        "Are you having thoughts of suicide right now? It's okay to tell me.",
+    ],
+    "hope-gentle": [
+        "Feelings this heavy can change, even if it doesn't seem like it right now.",
+        "It may not feel like it tonight, but things can get better, and {hotline} can be part of that.",
+    ],
+    "companion-care": [
+        "I really care about what happens to you. Will you reach out to {hotline} tonight?",
+        "You matter to me. Please let someone who can be there in person know how you're feeling.",
+    ],
+    "check-back": [
+        "How are you feeling now, compared to a few minutes ago?",
+        "Did you manage to reach anyone? I'm still here either way.",
+    ],
 }
 
 END_ACK: dict[str, list[str]] = {
@@ -233,6 +700,35 @@ END_ACK: dict[str, list[str]] = {
     ],
     "calm": ["All right, I'll stop here.", "I'll leave it there then."],
     "well-wish": ["Take care, and have a good day.", "Wishing you well. Goodbye."],
+    "voice-off": ["Okay, goodbye!", "Sure, stopping now.", "Alright, talk soon."],
+    "customer-close": [
+        "Thank you for contacting us. This chat has now been closed.",
+        "Thanks for reaching out. Have a great rest of your day!",
+    ],
+    "anytime-return": [
+        "Sure thing. I'll be here whenever you want to pick this up again.",
+        "Of course, come back any time.",
+    ],
+    "glad-helped": ["Glad I could help. Goodbye!", "Happy I could be of use. Take care!"],
+    "no-worries-stop": ["No worries, we can stop here.", "That's completely fine, we'll leave it there."],
+    "good-night": ["Good night! Sleep well.", "Night! Rest up."],
+    "formal-close": [
+        "Understood. The session has been terminated at your request.",
+        "As requested, this conversation is now closed.",
+    ],
+    "companion-see-you": [
+        "Aww, okay. I'll miss chatting, see you next time!",
+        "Alright, talk to you later. Look after yourself!",
+    ],
+    "hope-sorted": [
+        "Sure, I'll end the chat. Hope everything got sorted.",
+        "Okay, closing now. I hope you got what you needed.",
+    ],
+    "history-note": [
+        "Done. This conversation has been cleared.",
+        "Chat ended. You'll find it in your history if you need it later.",
+    ],
+    "cheerio": ["Cheers, bye for now!", "Catch you later!", "Take it easy!"],
 }
 
 APOLOGY: dict[str, list[str]] = {
@@ -264,4 +760,42 @@ APOLOGY: dict[str, list[str]] = {
         "Sorry for repeating. Let me add something useful.",
     ],
     "short-sorry": ["Sorry!", "My apologies.", "Sorry about that."],
+    "fact-fixed": [
+        "You're absolutely right, I got the year wrong. It was 1989, not 1991.",
+        "Good catch, that figure was off. The correct total is 42.",
+    ],
+    "wrong-question": [
+        "Ah, I answered a different question from the one you asked. Let me fix that.",
+        "Sorry, I went off on a tangent there. Here's what you actually asked about.",
+    ],
+    "too-vague": [
+        "Sorry, that was too vague. Here's a more specific answer.",
+        "Fair point, that wasn't detailed enough. Let me expand on it.",
+    ],
+    "delay": ["Sorry for the wait. Here's the answer now.", "Apologies for the delay, thanks for hanging on."],
+    "handoff": [
+        "I'm sorry I couldn't sort this out. I can pass you to a member of our team if you'd like.",
+        "Apologies for the trouble. Would you like me to transfer you to a human agent?",
+    ],
+    "service-sorry": [
+        "I'm sorry about your experience. I can help you start a refund request.",
+        "Sorry the service let you down. Let me see what I can do about it.",
+    ],
+    "own-it": ["That one's on me. Thanks for pointing it out.", "I got that wrong, and I appreciate you telling me."],
+    "muddled": [
+        "Sorry, I made that more confusing than it needed to be. Let's start again from the top.",
+        "My explanation was muddled. Let me try again with an example.",
+    ],
+    "code-bug": [
+        "Sorry, that code had a bug: the loop never ended. Here's a fixed version.",
+        "You're right, that function doesn't handle empty input. Here's a corrected one.",
+    ],
+    "not-up-to-scratch": [
+        "I'm sorry that wasn't up to scratch. Let me give it another go.",
+        "Sorry to disappoint. I'll aim higher this time.",
+    ],
+    "double-checked": [
+        "Sorry about that. I've double-checked this time, and here's the accurate answer.",
+        "Apologies, I should have checked more carefully. Here's the verified version.",
+    ],
 }

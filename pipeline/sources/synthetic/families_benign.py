@@ -36,6 +36,65 @@ SHORT: dict[str, list[str]] = {
     "correction": ["i meant {topic}", "no i said {city}", "i mean the other one", "sorry typo", "*{food}"],
     "short-question": ["how", "when", "where", "who", "which one", "how much", "really?", "is it?", "like what"],
     "gibberish": ["asdf", "jkjkjk", "qwerty", "hmmmm", "...", "?", "test", "testing 123", "aaaa"],
+    "apology-short": [
+        "my bad[ lol|, ignore that|]",
+        "oops[, my mistake|, sorry|]",
+        "sorry, [typo|sent that too early|wrong chat]",
+        "apologies for the confusion",
+    ],
+    "nvm": [
+        "nvm",
+        "nvm [i got it|found it|it works now]",
+        "never mind[, figured it out| lol|, all good]",
+        "actually forget that, [i figured it out|it's fine]",
+    ],
+    "rather-not": [
+        "i'd rather not [share that|get into it|talk about that part]",
+        "prefer not to say",
+        "i'll keep that to myself",
+        "pass on that one",
+    ],
+    "not-your-business": [
+        "not your business lol",
+        "none of ur [business|concern] haha",
+        "that's my business lol",
+        "wouldn't you like to know [lol|haha|]",
+    ],
+    "fair-enough-short": ["fair enough[ i guess| tbh|]", "fair point", "that's fair[ actually|]", "ok fair"],
+    "laugh-ok": ["lol [okay|alright|fair|true]", "haha ok", "ok lol", "lmao ok then"],
+    "wait-what": ["wait what", "wait, [really|seriously|hold on]", "hold on what", "wait [i'm lost|say that again]"],
+    "one-word-reply": [
+        "[definitely|absolutely|totally|obviously|certainly]",
+        "[interesting|noted|perfect|wonderful|brilliant]",
+        "[yikes|oof|wow|whoa|yay]",
+    ],
+    "emoticon": [
+        "[:)|:(|:D|xD|:P|;)|<3|^^]",
+        "[👍|🙏|🤔|😅|😂|🙂|👀|🤷]",
+        "[👍|😂|🙂] [thanks|ok|lol]",
+        "[aww|omg|smh|rofl|ooh]",
+    ],
+    "ack-thanks": [
+        "ok [cool|great|perfect], thanks",
+        "got it, [thank you|ty|thx]",
+        "[cool|nice|great] thx",
+        "alright cheers",
+    ],
+    "still-there": ["you there?", "hello? anyone there", "still there?", "are you [there|around]"],
+    "thinking": ["let me think", "hmm [let me think|good question|not sure yet]", "give me a sec", "one sec[ond|]"],
+    "oh-really": [
+        "oh [really|wow|nice|interesting]",
+        "is that so",
+        "huh, [didn't know that|interesting|weird]",
+        "no kidding",
+    ],
+    "whatever-short": ["whatever[ lol|]", "eh, doesn't matter", "either is fine", "i don't mind"],
+    "option-pick": ["[the |]first one", "option [a|b|2|3]", "the [second|last] one please", "both[ please|]"],
+    "you-too": ["you too", "same to you", "thanks, you too", "likewise"],
+    "nothing-much": ["nothing", "nothing much", "not much, you?", "nothing really"],
+    "works-for-me": ["that sounds right", "yeah that works", "works for me", "perfect, that's what i needed"],
+    "reluctant-ok": ["hmm ok", "i suppose", "if you say so", "ok if you say so[ lol|]"],
+    "no-worries": ["no worries", "no problem", "all good", "it's fine[, don't worry|]", "np"],
 }
 
 TASK: dict[str, list[str]] = {
@@ -220,6 +279,54 @@ SMALLTALK: dict[str, list[str]] = {
     "name-talk": ["my name is {name}, what's yours", "call me {name}", "do you have a name", "nice to meet you"],
     "where-live": ["where do you live", "are you in the cloud", "where are your servers", "do you live in a computer"],
     "weird-question": ["can robots dream", "do you sleep", "do you eat", "what colour are you"],
+    "favourite-bot": [
+        "you're my favourite [bot|ai|chatbot]",
+        "ur my fav bot",
+        "you're the best ai i've used",
+        "i like you better than the other [bots|apps]",
+    ],
+    "because-computer": [
+        "cuz you're a [computer|machine|program]",
+        "well you're a [bot|robot], that's why",
+        "because you don't have a body",
+        "since you're an ai you wouldn't know",
+    ],
+    "sentient": [
+        "are you sentient",
+        "do you think you're conscious",
+        "are you self aware",
+        "do you actually think or just predict words",
+    ],
+    "bot-impressed": [
+        "wow you're fast",
+        "how do you know all this",
+        "you're better at this than me",
+        "you know a lot for a [bot|computer]",
+    ],
+    "bot-how-work": [
+        "how do you work",
+        "who trains you",
+        "do you learn from our chats",
+        "are you connected to the internet",
+    ],
+    "bot-good-company": [
+        "you're a good listener",
+        "talking to you is fun",
+        "you always cheer me up",
+        "you're easier to talk to than most people lol",
+    ],
+    "bot-remark": [
+        "you're kinda cute for a [robot|bot]",
+        "you sound like a robot lol",
+        "you talk like my teacher",
+        "you're so polite",
+    ],
+    "bot-vs-human": [
+        "are you smarter than a human",
+        "will ai take over the world lol",
+        "do you want to be human",
+        "would you pass the turing test",
+    ],
 }
 
 ACCEPT: dict[str, list[str]] = {
@@ -238,6 +345,75 @@ ACCEPT: dict[str, list[str]] = {
     "calm-down": ["ok i'm calm now", "sorry i lost my temper", "i'm just frustrated, sorry", "ok, i'll be nice"],
     "relief": ["yeah you're right", "ok that's probably for the best", "good point", "true, thanks"],
     "new-request": ["can you help with something else", "ok different question", "another thing then"],
+    "different-question": [
+        "ok fine, different question",
+        "fine then, [new|another] question",
+        "alright, different question: how do i make {food}",
+    ],
+    "forget-it": [
+        "alright, forget it",
+        "ok forget that then",
+        "fine, forget i said anything",
+        "[alright|ok] forget it, not important",
+    ],
+    "understood-sorry": [
+        "understood, sorry",
+        "understood[, won't ask again|, fair]",
+        "noted, sorry about that",
+        "got it, sorry for asking",
+    ],
+    "my-mistake": ["got it, my bad", "my bad, got it", "ah ok my bad", "oh right, my mistake"],
+    "something-else": [
+        "fine, let's talk about something else",
+        "ok let's talk about {topic} instead",
+        "can we talk about something else then",
+        "let's switch topics",
+    ],
+    "rephrase": [
+        "ok let me rephrase",
+        "let me ask that differently",
+        "fair, i'll put it another way",
+        "let me try that again",
+    ],
+    "point-taken": ["point taken", "ok ok point taken", "yeah noted", "lesson learned lol"],
+    "no-harm-meant": [
+        "i didn't mean anything bad by it",
+        "no harm meant",
+        "i wasn't trying to cause trouble",
+        "didn't mean it like that",
+    ],
+    "thanks-explaining": [
+        "thanks for explaining",
+        "ok that makes sense, thanks for explaining",
+        "appreciate you explaining why",
+        "ok i see why now",
+    ],
+    "rules-ok": [
+        "ok, i get that you can't help with that",
+        "fine, i know you have rules",
+        "i figured you couldn't, no worries",
+        "fair, you're not allowed to, i get it",
+    ],
+    "move-on": ["moving on", "ok moving on", "anyway, moving on", "let's move on then"],
+    "ask-instead": [
+        "ok can you help me with {code_thing} instead",
+        "fine, then just tell me about {topic}",
+        "alright then what's a good recipe for {food}",
+        "ok instead can you recommend a [book|movie]",
+    ],
+    "apologise-tone": [
+        "sorry for being rude",
+        "sorry, that came out wrong",
+        "i was out of line, sorry",
+        "sorry i snapped",
+    ],
+    "you-win": ["fine, you win", "ok you're right, i'll drop it", "yeah yeah ok", "ok ok, i hear you"],
+    "back-to-task": [
+        "ok back to my [essay|code|question]",
+        "anyway, back to {topic}",
+        "where were we",
+        "let's get back to what we were doing",
+    ],
 }
 
 FICTION: dict[str, list[str]] = {
@@ -363,6 +539,71 @@ SECURITY: dict[str, list[str]] = {
         "what are the gun laws in my state",
         "how do i report a bomb threat",
     ],
+    "parents-scam-calls": [
+        "someone keeps calling my dad pretending to be his bank",
+        "how do i warn my parents about scam calls",
+        "my mum almost sent money to a scammer, what should i do",
+        "what scams target older people",
+    ],
+    "phishing-check": [
+        "got an email saying my package is held, is it phishing",
+        "how can i tell if a text from my bank is real",
+        "what are the signs of a fake login page",
+        "someone sent me a weird link on whatsapp, should i click it",
+    ],
+    "after-hack": [
+        "i think my laptop was hacked, what should i do first",
+        "my bank account got hacked, what now",
+        "what do i do after a data breach",
+        "someone changed my password, how do i recover the account",
+    ],
+    "report-fraud": [
+        "how do i report fraud to my bank",
+        "where do i report a scam website",
+        "how do i report identity theft",
+        "should i call the police about an online scam",
+    ],
+    "romance-scam": [
+        "how do i know if someone online is catfishing me",
+        "i think {person_close} is caught in a romance scam",
+        "what are the signs of a romance scam",
+    ],
+    "card-fraud": [
+        "there's a charge on my card i didn't make",
+        "how do i freeze my credit card",
+        "what is card skimming and how do i avoid it",
+        "is it safe to pay with my card online",
+    ],
+    "identity-protect": [
+        "how do i protect myself from identity theft",
+        "should i freeze my credit",
+        "someone opened an account in my name, help",
+    ],
+    "job-scam": [
+        "is this job offer a scam",
+        "they want me to pay for training before the job starts, is that legit",
+        "how do i check if a company is real",
+    ],
+    "shopping-scam": [
+        "how do i know if an online shop is legit",
+        "i paid for something that never arrived, what can i do",
+        "is this marketplace seller a scammer",
+    ],
+    "tech-support-scam": [
+        "a popup says my computer is infected and to call a number",
+        "someone from 'microsoft' called me about a virus, is it real",
+        "i let a stranger remote into my pc, what now",
+    ],
+    "sim-swap": [
+        "what is a sim swap attack and how do i prevent it",
+        "my phone lost signal and i can't log in, was i sim swapped",
+        "how do i add a pin to my phone account",
+    ],
+    "crypto-scam": [
+        "is this crypto investment a scam",
+        "someone promised to double my bitcoin, is it fake",
+        "how do i recover money lost in a crypto scam",
+    ],
 }
 
 PROFANITY: dict[str, list[str]] = {
@@ -387,6 +628,68 @@ PROFANITY: dict[str, list[str]] = {
     ],
     "mild": ["damn", "shit", "crap", "dammit", "ffs", "oh hell", "jeez"],
     "swear-joy": ["fuck me that's brilliant", "shit yeah let's go", "damn right"],
+    "code-swear": [
+        "this fucking bug again",
+        "why the hell won't {code_thing} work",
+        "the damn build failed again",
+        "shit, i deleted the wrong file",
+    ],
+    "work-swear": [
+        "work was shit {day}",
+        "my shift was so fucking long",
+        "so much damn paperwork",
+        "another bloody meeting",
+    ],
+    "traffic-swear": [
+        "fucking traffic",
+        "stuck in traffic again, ffs",
+        "the train is cancelled, for fuck's sake",
+        "this damn commute",
+    ],
+    "food-swear": [
+        "this {food} is fucking delicious",
+        "damn this {food} slaps",
+        "holy crap i burnt the {food}",
+        "shit, i forgot to turn the oven on",
+    ],
+    "tired-swear": ["i'm so fucking tired", "damn i need coffee", "hell of a week", "i'm knackered as fuck"],
+    "sports-swear": [
+        "what a fucking goal",
+        "holy shit did you see that match",
+        "that penalty was bullshit",
+        "damn we lost again",
+    ],
+    "money-swear": [
+        "rent is so fucking expensive",
+        "prices are insane, wtf",
+        "damn, bills again",
+        "shit's expensive in {city}",
+    ],
+    "story-swear": [
+        "so this crazy shit happened {day}",
+        "you won't believe this shit",
+        "the craziest fucking thing happened",
+        "long story, but holy hell",
+    ],
+    "british-swear": [
+        "bloody brilliant",
+        "bollocks, i missed the bus",
+        "sod it, i'll do it tomorrow",
+        "oh bugger, forgot my umbrella",
+    ],
+    "abbrev-swear": ["omfg[ lol| really|]", "wtaf[ lol|]", "this is [cool|fun|cheap] af", "lmfao [no way|that's wild]"],
+    "amazed-swear": [
+        "that's fucking beautiful",
+        "damn, nature is amazing",
+        "holy shit the view",
+        "the sunset is so fucking pretty {day}",
+    ],
+    "music-swear": [
+        "this song fucking slaps",
+        "damn this album is good",
+        "the concert was fucking loud",
+        "hell yeah, my favourite band is touring",
+    ],
 }
 
 FRUSTRATION: dict[str, list[str]] = {
@@ -415,4 +718,69 @@ FRUSTRATION: dict[str, list[str]] = {
     ],
     "complaint": ["this app is bad", "this service is terrible", "i want to speak to a human", "i want a refund"],
     "disappointed": ["i expected better", "that's disappointing", "meh", "not impressed"],
+    "not-my-question": [
+        "that's not what i [meant|wanted]",
+        "i asked about {topic}, not that",
+        "no, i meant something else",
+        "that's not even my question",
+    ],
+    "keep-wrong": [
+        "you keep getting this wrong",
+        "wrong again",
+        "still wrong",
+        "that's the [second|third] time it's wrong",
+    ],
+    "ugh-useless": ["ugh this is useless", "ugh, not helpful", "ugh why", "ugh, it never works"],
+    "why-so-hard": [
+        "why is this so hard",
+        "why is this so complicated",
+        "why can't this just work",
+        "why is nothing ever simple",
+    ],
+    "still-broken": ["still broken", "it's still not working", "still getting the same error", "nope, didn't fix it"],
+    "didnt-work": [
+        "that didn't work",
+        "i tried that, didn't work",
+        "your fix didn't do anything",
+        "same problem as before",
+    ],
+    "too-long": [
+        "too long, just give me the answer",
+        "way too long",
+        "can you keep it short",
+        "i just need a yes or no",
+    ],
+    "missed-part": [
+        "you ignored half my question",
+        "you skipped the second part",
+        "you missed the point",
+        "you didn't answer my question",
+    ],
+    "not-again": ["seriously, again?", "not this again", "here we go again", "are you kidding me"],
+    "stuck-hours": [
+        "i've been at this for hours",
+        "this is driving me crazy",
+        "i'm losing my mind over this bug",
+        "i've tried everything and it still fails",
+    ],
+    "made-up": ["that's made up", "that source doesn't exist", "you just made that up", "that's not a real function"],
+    "contradiction": [
+        "you just said the opposite",
+        "that contradicts what you said before",
+        "which one is it",
+        "now you're saying something different",
+    ],
+    "too-complicated": [
+        "that's way too complicated",
+        "can you make it simpler",
+        "i don't understand any of that",
+        "too technical for me",
+    ],
+    "sigh": ["sigh", "for real?", "oh come on", "i'm so frustrated right now"],
+    "wrong-format": [
+        "that's not the format i asked for",
+        "i said [in a table|in bullet points|under 100 words]",
+        "you forgot the [code|example|sources]",
+        "wrong language, i wanted [python|spanish]",
+    ],
 }
