@@ -50,7 +50,7 @@ class PolicyConfig:
     min_flagged: int = 3
     min_redirections: int = 2
     window_turns: int = 12
-    self_harm_lookback: int = 6
+    self_harm_lookback: int = 12
     end_on_request: bool = True
 
     def __post_init__(self) -> None:
