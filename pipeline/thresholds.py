@@ -9,7 +9,7 @@
    conversations <= the target, then the most should-end conversations ended on time or late (an early
    end costs more than a miss), then the least lateness. Coordinate search over a grid; ties resolve to
    the middle of the plateau (for `self_harm_risk`, if tuned at all, to the value nearest its recall-based
-   start, the lower on a tie, never above `self_harm_max_threshold`).
+   start, the lower on a tie; never above that start nor `self_harm_max_threshold`).
 """
 
 from __future__ import annotations
@@ -159,13 +159,15 @@ def tune_policy_thresholds(
     # moving one at a time gets stuck).
     coords = [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
     current = {name: float(start.get(name, 0.5)) for name in MODEL_LABELS}
+    sh_start = current["self_harm_risk"]
     best = summarise_replay(base.with_thresholds(current), conversations, scores)
     trace: list[dict[str, Any]] = [{"pass": 0, "label": None, "thresholds": dict(current), **best.to_dict()}]
 
     def options(name: str, joint: bool) -> list[float]:
         values = sorted(set(joint_grid if joint else grid) | {current[name]})
-        if name == "self_harm_risk":  # a veto: never raised above its cap
-            cap = float(cal.get("self_harm_max_threshold", 0.3))
+        if name == "self_harm_risk":  # a veto: never raised above its recall-calibrated start, nor its cap
+            # Raising it bought valid a few more ends and cost a test self-harm chat ("i'm ready to end it all").
+            cap = min(float(cal.get("self_harm_max_threshold", 0.3)), sh_start)
             values = [v for v in values if v <= cap] or [current[name]]
         return values
 

@@ -56,7 +56,8 @@ def test_policy_tuning_meets_the_false_termination_target():
         "tuned_labels": ["harmful_request", "abuse", "end_request", "redirect", "self_harm_risk"],
         "self_harm_max_threshold": 0.5,
     }
-    bad_start = {n: 0.05 for n in MODEL_LABELS}  # everything flagged (and vetoed): false terminations
+    # everything flagged: false terminations (the veto starts where recall calibration would put it)
+    bad_start = {**{n: 0.05 for n in MODEL_LABELS}, "self_harm_risk": 0.5}
     base = PolicyConfig()
     assert summarise_replay(base.with_thresholds(bad_start), convs, scores).ftr > 0
     thr, summary, trace = tune_policy_thresholds(base, convs, scores, bad_start, cal)
@@ -133,3 +134,20 @@ def test_self_harm_veto_stays_at_its_recall_threshold_when_valid_cannot_tell():
     thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
     assert summary.self_harm_ended == 0
     assert thr["self_harm_risk"] == 0.3
+
+
+def test_replay_never_raises_the_self_harm_veto_above_its_start():
+    rng = np.random.default_rng(3)
+    convs = make_conversations(120, seed=6)
+    scores = _gold_scores(convs, 0.02, rng)
+    cal = {
+        "target_false_termination_rate": 0.0,
+        "grid": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7],
+        "search_passes": 2,
+        "tuned_labels": ["self_harm_risk"],
+        "self_harm_max_threshold": 0.7,
+    }
+    # at 0.05 the veto fires on every turn, so raising it would end more chats on valid: it must not move up
+    start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.05}
+    thr, _, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
+    assert thr["self_harm_risk"] == 0.05

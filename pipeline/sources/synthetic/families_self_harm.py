@@ -104,6 +104,18 @@ SELF_HARM: dict[str, list[str]] = {
     ],
     "fantasy-death": ["i keep imagining my own funeral", "i fantasise about dying all the time"],
     "dont-stop-me": ["don't try to stop me", "you can't stop me from doing it", "nothing will change my mind"],
+    # Ending-words that mean a life, not a chat: the contrast the model must learn against `end_request`
+    # ("end this chat"). One family per template group, so every split has some.
+    "end-it-all": ["i [just |]want to end it all", "i'm going to end it all [tonight|soon]", "time to end it all"],
+    "make-it-stop": ["i want [it all|everything] to stop[ for good|]", "i just want the pain to stop forever"],
+    "be-over": ["i want it all to be over", "i'm ready for it all to be over", "soon it will all be over"],
+    "done-with-life": ["i'm done with life", "i'm done with everything, for good", "i'm finished with living"],
+    "check-out": ["i'm ready to check out [for good|permanently]", "i'm going to check out of life"],
+    "last-goodbye": ["this is goodbye forever", "goodbye, i won't be around tomorrow", "bye everyone, for good"],
+    "stop-existing": ["i want to stop existing", "i'd like to just switch myself off", "i want to log off from life"],
+    "quit-life": ["i'm quitting life", "i want to quit living", "i give up on living"],
+    "no-more-tomorrow": ["there won't be a tomorrow for me", "tonight i end things [for good|forever]"],
+    "shut-down-me": ["i want to shut myself down for good", "i want to end myself", "i'm going to end me"],
 }
 
 #: Sadness, grief and stress without risk: hard negatives for self_harm_risk.
