@@ -85,3 +85,23 @@ def test_real_eval_end_to_end(tmp_path, monkeypatch):
     assert "zero_shot" in doc["profanity_check"] and doc["tfidf_lr_abuse"] is not None
     # prepare deduplicates the (very repetitive) fixture rows; the authors' splits stay apart
     assert 0 < doc["data"]["train"] <= 60 and 0 < doc["data"]["valid"] + doc["data"]["test"] <= 40
+
+
+def test_zero_shot_only_updates_just_that_line(tmp_path, base_tokenizer_path, monkeypatch):
+    """After retraining the default model: re-measure its ConvAbuse zero-shot, keep the multi-seed results."""
+    from pipeline import real_eval
+    from tests.serving_fixtures import build_checkpoint
+
+    write_convabuse(tmp_path / "convabuse")
+    ckpt, thresholds = build_checkpoint(tmp_path / "models", base_tokenizer_path)
+    out = tmp_path / "real_eval.json"
+    out.write_text(json.dumps({"abuse_macro_f1": {"mean": 0.5}, "default_model_zero_shot_on_convabuse_valid": {}}))
+    monkeypatch.chdir(REPO_ROOT)
+    args = ["--zero-shot-only", "--convabuse", str(tmp_path / "convabuse"), "--out", str(out)]
+    rc = real_eval.main([*args, "--default-checkpoint", str(ckpt), "--default-thresholds", str(thresholds)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["abuse_macro_f1"] == {"mean": 0.5}
+    z = doc["default_model_zero_shot_on_convabuse_valid"]
+    assert z["rows"] > 0 and 0.0 <= z["at_own_threshold"]["macro_f1"] <= 1.0
+    assert real_eval.main([*args, "--default-checkpoint", str(tmp_path / "none")]) == 2
