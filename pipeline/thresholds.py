@@ -140,6 +140,14 @@ def _key(s: ReplaySummary, target: float) -> tuple:
     return (0, -s.self_harm_ended, -s.ftr, utility, -s.lateness_mean)
 
 
+def _veto_key(s: ReplaySummary, target: float) -> tuple:
+    """For the self-harm veto: no self-harm chat ended first, then the usual order, except that false
+    terminations are not the veto's to fix. Vetoing every chat also ends no benign one: scored like the flag
+    thresholds, the veto dropped to its floor and ended no end request at all."""
+    utility = s.terminated - 2 * s.early
+    return (-s.self_harm_ended, utility, -s.ftr, -s.lateness_mean)
+
+
 def tune_policy_thresholds(
     base: PolicyConfig,
     conversations: Sequence[Conversation],
@@ -180,7 +188,8 @@ def tune_policy_thresholds(
                 s = summarise_replay(
                     base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
                 )
-                results.append((combo, s, _key(s, target)))
+                key = _veto_key(s, target) if names == ("self_harm_risk",) else _key(s, target)
+                results.append((combo, s, key))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]
             if len(plateau) == 1 and plateau[0][0] == now:
