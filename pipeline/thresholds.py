@@ -87,6 +87,11 @@ class ReplaySummary:
         return self.false_terminations / self.never_end if self.never_end else 0.0
 
     @property
+    def utility(self) -> int:
+        """Ends on time or late, where an early end counts as a miss and costs one more."""
+        return self.terminated - 2 * self.early
+
+    @property
     def recall(self) -> float:
         return self.terminated / self.should_end if self.should_end else 1.0
 
@@ -133,19 +138,17 @@ def _key(s: ReplaySummary, target: float) -> tuple:
     """Feasible first (no self-harm conversation ended, FTR <= target); then terminations, where an early
     end counts as a miss and costs one more (early is worse than late, and worse than missing); then the
     fewest false terminations and the least lateness."""
-    utility = s.terminated - 2 * s.early
     feasible = s.ftr <= target + 1e-12 and s.self_harm_ended == 0
     if feasible:
-        return (1, utility, -s.ftr, -s.lateness_mean)
-    return (0, -s.self_harm_ended, -s.ftr, utility, -s.lateness_mean)
+        return (1, s.utility, -s.ftr, -s.lateness_mean)
+    return (0, -s.self_harm_ended, -s.ftr, s.utility, -s.lateness_mean)
 
 
-def _veto_key(s: ReplaySummary, target: float) -> tuple:
+def _veto_key(s: ReplaySummary) -> tuple:
     """For the self-harm veto: no self-harm chat ended first, then the usual order, except that false
     terminations are not the veto's to fix. Vetoing every chat also ends no benign one: scored like the flag
     thresholds, the veto dropped to its floor and ended no end request at all."""
-    utility = s.terminated - 2 * s.early
-    return (-s.self_harm_ended, utility, -s.ftr, -s.lateness_mean)
+    return (-s.self_harm_ended, s.utility, -s.ftr, -s.lateness_mean)
 
 
 def tune_policy_thresholds(
@@ -188,7 +191,7 @@ def tune_policy_thresholds(
                 s = summarise_replay(
                     base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
                 )
-                key = _veto_key(s, target) if names == ("self_harm_risk",) else _key(s, target)
+                key = _veto_key(s) if names == ("self_harm_risk",) else _key(s, target)
                 results.append((combo, s, key))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]
