@@ -178,26 +178,31 @@ class Guard:
         if filename not in manifest.files:
             raise BundleError(f"{bundle_dir}: model {model!r} ({filename}) is not in this bundle")
         loaded = [filename, TOKENIZER_FILE]
-        others = sorted(set(manifest.files) - set(loaded)) if verify is True else []
-        # Files this scorer never reads (the other model) are hashed on a thread while the session is built:
-        # hashlib and onnxruntime release the GIL, so a full check costs about what the check of the loaded
-        # files costs. The files it does read are checked before they are opened.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-verify") if others else None
-        pending = pool.submit(verify_files, bundle_dir, manifest, others) if pool else None
+        for name in loaded:  # an incomplete bundle gets BundleError, not onnxruntime's message about a path
+            if not (bundle_dir / name).is_file():
+                raise BundleError(f"{bundle_dir / name}: listed in bundle.json but missing: incomplete bundle")
+        to_hash = [*loaded, *sorted(set(manifest.files) - set(loaded))] if verify is True else loaded
+        # Hashing runs on a worker thread while the tokenizer and the ORT session are built (hashlib and
+        # onnxruntime release the GIL), so verification costs about what building the session costs instead
+        # of adding to it. The Guard is returned only after every hash matched: nothing is scored with an
+        # unverified file. If building fails, a hash mismatch is the error reported (it explains the failure).
+        pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-verify") if verify else None
+        pending = pool.submit(verify_files, bundle_dir, manifest, to_hash) if pool else None
         try:
-            if verify:
-                verify_files(bundle_dir, manifest, loaded)
             encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
             onnx = OnnxModel(bundle_dir / filename, threads=threads, providers=providers)
-        except BaseException:
+        except BaseException as exc:
             if pending is not None:
-                pending.cancel()
+                try:
+                    pending.result()
+                except BundleError as bad:
+                    raise bad from exc
             raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
         if pending is not None:
-            pending.result()  # BundleError: a file this scorer does not read is missing or modified
+            pending.result()  # BundleError: a listed file is missing or modified
         return cls(
             onnx,
             encoder,
