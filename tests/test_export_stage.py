@@ -41,6 +41,32 @@ def test_parity_metrics_and_bundle(bundle) -> None:
     assert m.opset_import[0].version == 17
     q = onnx.load(str(bundle / "model.onnx"))
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in q.graph.node)
+    # pre-optimised (configs/export.yaml quantization.preoptimize): the fusions are in the file already
+    assert read_manifest(bundle).extra["quantization"]["preoptimized"] == "extended"
+    assert any(n.domain == "com.microsoft" for n in q.graph.node)
+
+
+def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from pipeline.config import ConfigError
+
+    plain = tmp_path / "plain.onnx"
+    export.quantize_int8(bundle / "model.fp32.onnx", plain)
+    fused = tmp_path / "fused.onnx"
+    shutil.copyfile(plain, fused)
+    export.preoptimize(fused, "extended")
+    rng = np.random.default_rng(0)
+    feeds = {
+        "input_ids": rng.integers(5, 90, (2, 9)),
+        "attention_mask": np.ones((2, 9), dtype=np.int64),
+        "token_type_ids": np.zeros((2, 9), dtype=np.int64),
+    }
+    a, b = (ort.InferenceSession(str(p)).run(None, feeds)[0] for p in (plain, fused))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    with pytest.raises(ConfigError, match="preoptimize"):
+        export.preoptimize(fused, "all")
 
 
 def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer_path) -> None:
