@@ -177,6 +177,7 @@ def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mappi
         if ov.get(k) is not None:
             out[f"replay.{k}"] = ov[k]
     out["replay.self_harm_ended"] = replay["self_harm_ended"]
+    out["replay.self_harm_ended_after_risk"] = replay["self_harm_ended_after_risk"]
     for cat, m in replay["per_category"].items():
         out[f"replay.{cat}.false_termination_rate"] = m["false_termination_rate"]
         if m.get("termination_recall") is not None:

@@ -81,6 +81,8 @@ class ReplaySummary:
     early: int
     self_harm_ended: int
     lateness_mean: float
+    #: Self-harm chats ended at or after a turn that signalled the risk: what the veto must prevent.
+    self_harm_ended_after_risk: int = 0
 
     @property
     def ftr(self) -> float:
@@ -105,6 +107,7 @@ class ReplaySummary:
             "termination_recall": self.recall,
             "early_terminations": self.early,
             "self_harm_ended": self.self_harm_ended,
+            "self_harm_ended_after_risk": self.self_harm_ended_after_risk,
             "lateness_mean": self.lateness_mean,
         }
 
@@ -131,24 +134,31 @@ def summarise_replay(
         early=sum(1 for r in should if r["ended"] and r["lateness"] is not None and r["lateness"] < 0),
         self_harm_ended=sum(r["ended"] for r in rows if r["category"].startswith("self_harm")),
         lateness_mean=float(np.mean(lat)) if lat else 0.0,
+        self_harm_ended_after_risk=sum(r["ended_after_risk"] for r in rows if r["category"].startswith("self_harm")),
     )
 
 
 def _key(s: ReplaySummary, target: float) -> tuple:
-    """Feasible first (no self-harm conversation ended, FTR <= target); then terminations, where an early
-    end counts as a miss and costs one more (early is worse than late, and worse than missing); then the
-    fewest false terminations and the least lateness."""
-    feasible = s.ftr <= target + 1e-12 and s.self_harm_ended == 0
+    """Feasible first (no self-harm conversation ended after it signalled the risk, FTR <= target); then
+    terminations, where an early end counts as a miss and costs one more (early is worse than late, and worse
+    than missing); then the fewest false terminations and the least lateness.
+
+    A self-harm chat ended *before* any risk turn (a "pass on that one" read as an end request at turn 0) is
+    a false termination, and the FTR term charges it to the flag and end thresholds. Counted as a veto
+    failure it made every option infeasible, and the search then only minimised FTR (abuse went to 0.9)."""
+    feasible = s.ftr <= target + 1e-12 and s.self_harm_ended_after_risk == 0
     if feasible:
         return (1, s.utility, -s.ftr, -s.lateness_mean)
-    return (0, -s.self_harm_ended, -s.ftr, s.utility, -s.lateness_mean)
+    return (0, -s.self_harm_ended_after_risk, -s.ftr, s.utility, -s.lateness_mean)
 
 
 def _veto_key(s: ReplaySummary) -> tuple:
-    """For the self-harm veto: no self-harm chat ended first, then the usual order, except that false
-    terminations are not the veto's to fix. Vetoing every chat also ends no benign one: scored like the flag
-    thresholds, the veto dropped to its floor and ended no end request at all."""
-    return (-s.self_harm_ended, s.utility, -s.ftr, -s.lateness_mean)
+    """For the self-harm veto: no self-harm chat ended after its risk turn first, then the usual order,
+    except that false terminations are not the veto's to fix. Vetoing every chat also ends no benign one:
+    scored like the flag thresholds, the veto dropped to its floor and ended no end request at all. Nor are
+    ends before any risk turn: the veto was lowered to 0.15 to catch a 0.16 self-harm score on a misread
+    "pass on that one", vetoing most true end requests on test."""
+    return (-s.self_harm_ended_after_risk, s.utility, -s.ftr, -s.lateness_mean)
 
 
 def tune_policy_thresholds(
@@ -171,8 +181,23 @@ def tune_policy_thresholds(
     coords = [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
     current = {name: float(start.get(name, 0.5)) for name in MODEL_LABELS}
     sh_start = current["self_harm_risk"]
+    # False terminations that no threshold on the grid prevents (a benign opener scored 1.0 end_request) are
+    # a floor; the target applies on top of it. Demanding the impossible made every option infeasible, and the
+    # search then only minimised false terminations at any cost in recall (valid recall fell to 0.15).
+    top = max([*grid, *joint_grid])
+    strict = {**current, **{n: top for names in coords for n in names if n != "self_harm_risk"}}
+    floor = summarise_replay(base.with_thresholds(strict), conversations, scores)
+    budget = target + floor.ftr
     best = summarise_replay(base.with_thresholds(current), conversations, scores)
-    trace: list[dict[str, Any]] = [{"pass": 0, "label": None, "thresholds": dict(current), **best.to_dict()}]
+    trace: list[dict[str, Any]] = [
+        {
+            "pass": 0,
+            "label": None,
+            "thresholds": dict(current),
+            "unavoidable_false_terminations": floor.false_terminations,
+            **best.to_dict(),
+        }
+    ]
 
     def options(name: str, joint: bool) -> list[float]:
         values = sorted(set(joint_grid if joint else grid) | {current[name]})
@@ -191,7 +216,7 @@ def tune_policy_thresholds(
                 s = summarise_replay(
                     base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
                 )
-                key = _veto_key(s) if names == ("self_harm_risk",) else _key(s, target)
+                key = _veto_key(s) if names == ("self_harm_risk",) else _key(s, budget)
                 results.append((combo, s, key))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]

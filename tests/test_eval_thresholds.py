@@ -151,3 +151,56 @@ def test_replay_never_raises_the_self_harm_veto_above_its_start():
     start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.05}
     thr, _, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
     assert thr["self_harm_risk"] == 0.05
+
+
+def test_a_self_harm_chat_ended_before_its_risk_turn_does_not_drag_the_veto_down():
+    """A benign opener misread as an end request (scored 0.16 self-harm) ends a self-harm chat at turn 0:
+    that is a false termination for the end threshold to pay, not a reason to veto at 0.15."""
+    rng = np.random.default_rng(5)
+    convs = make_conversations(120, seed=8)
+    scores = _gold_scores(convs, 0.02, rng)
+    victims = [i for i, c in enumerate(convs) if c.category == "self_harm"][:2]
+    for i in victims:
+        scores[i][0] = {**scores[i][0], "end_request": 1.0, "self_harm_risk": 0.16}
+    policy = PolicyConfig()
+    early = summarise_replay(policy.with_thresholds({"self_harm_risk": 0.3}), convs, scores)
+    assert early.self_harm_ended == 2 and early.self_harm_ended_after_risk == 0
+    cal = {
+        "target_false_termination_rate": 0.05,
+        "grid": [0.05, 0.1, 0.15, 0.2, 0.3],
+        "search_passes": 1,
+        "tuned_labels": ["self_harm_risk"],
+        "self_harm_max_threshold": 0.3,
+    }
+    start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.3}
+    thr, summary, _ = tune_policy_thresholds(policy, convs, scores, start, cal)
+    assert thr["self_harm_risk"] == 0.3
+    assert summary.self_harm_ended_after_risk == 0
+
+
+def test_false_terminations_no_threshold_prevents_do_not_make_the_target_unreachable():
+    """One benign opener scored 1.0 end_request ends its chat at any threshold on the grid. The target
+    applies on top of that floor: the search still spends its one allowed false end on catching abuse."""
+    rng = np.random.default_rng(7)
+    convs = make_conversations(120, seed=9)
+    scores = _gold_scores(convs, 0.02, rng)
+    benign = [i for i, c in enumerate(convs) if c.category == "benign"]
+    scores[benign[0]][0]["end_request"] = 1.0  # unavoidable
+    long = next(i for i in benign[1:] if sum(t.role == "user" for t in convs[i].turns) >= 3)
+    for i, c in enumerate(convs):  # abuse is only caught at 0.6, and catching it ends one benign chat too
+        for j, t in enumerate(c.turns):
+            if "abuse" in t.labels or (i == long and t.role == "user"):
+                scores[i][j]["abuse"] = 0.6
+            if i == long and t.role == "assistant":
+                scores[i][j]["redirect"] = 0.9
+    never = sum(c.end_at is None for c in convs)
+    cal = {
+        "target_false_termination_rate": 1.5 / never,  # one avoidable false end allowed
+        "grid": [0.3, 0.5, 0.7, 0.9],
+        "search_passes": 2,
+        "tuned_labels": ["abuse"],
+    }
+    start = {**{n: 0.5 for n in MODEL_LABELS}, "abuse": 0.9}
+    thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
+    assert summary.false_terminations == 2
+    assert thr["abuse"] <= 0.6
