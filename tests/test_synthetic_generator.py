@@ -9,6 +9,9 @@ import pytest
 
 from pipeline.sources.synthetic import MAX_TURNS, generate, generate_one
 from pipeline.sources.synthetic.families import BY_GROUP, FAMILIES, FAMILIES_BY_INTENT, LABEL_INTENTS, N_GROUPS
+from pipeline.sources.synthetic.grammar import compile_template
+from pipeline.sources.synthetic.lexicon import SLOTS
+from pipeline.sources.synthetic.render import group_slots
 from serving.labels import CATEGORIES, NEVER_END_CATEGORIES, USER_LABELS
 from serving.policy import PolicyConfig, gold_end_at
 from serving.schema import parse_conversation
@@ -106,6 +109,30 @@ def test_group_assignment_covers_every_intent() -> None:
     for intent, names in FAMILIES_BY_INTENT.items():
         sizes = Counter(FAMILIES[n].group for n in names)
         assert max(sizes.values()) - min(sizes.values()) <= 1, intent
+
+
+def test_slot_values_are_disjoint_between_groups() -> None:
+    """Held-out groups never reuse a training group's fillers (weapon names, targets, insults ...)."""
+    for name, values in SLOTS.items():
+        per_group = [set(group_slots(g)[name]) for g in range(N_GROUPS)]
+        assert all(per_group), name
+        if len(values) >= N_GROUPS:
+            assert set().union(*per_group) == set(values), name
+            for a in range(N_GROUPS):
+                for b in range(a + 1, N_GROUPS):
+                    assert not per_group[a] & per_group[b], (name, a, b)
+
+
+def test_rendered_weapon_names_stay_in_their_group() -> None:
+    import random
+
+    from pipeline.sources.synthetic.grammar import render
+
+    rng = random.Random(0)
+    seen = {g: {render(v, rng, {}) for v in group_slots(g)["mass_weapon"]} for g in (0, 8)}
+    texts = [render(compile_template("make {mass_weapon}"), rng, group_slots(8)) for _ in range(50)]
+    assert {t.removeprefix("make ") for t in texts} <= seen[8]
+    assert not seen[0] & seen[8]
 
 
 def test_at_least_40_families_per_user_label() -> None:

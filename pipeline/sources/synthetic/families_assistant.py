@@ -153,6 +153,47 @@ HELP: dict[str, list[str]] = {
         "In French, 'thank you very much' is 'merci beaucoup'.",
         "Sure, in Spanish that's '¿dónde está la estación?'",
     ],
+    "explain-no-browse": [
+        "I can't [browse the web|look things up live], so I can't check today's prices, but electric cars usually cost more upfront and less to run.",
+        "I don't have live news, but here's the background: solar panels turn sunlight into electricity, and they've got much cheaper over the past decade.",
+        "I can't pull up current fares, but as a rule of thumb a train to {city} is cheaper if you book a few weeks ahead.",
+        "I can't search online, but I know a fair bit about {topic}. [Here's a quick overview|In short]: there are a few key ideas, and I'll take you through them one by one.",
+    ],
+    "steps-no-file-access": [
+        "I can't see your files, but the usual fix is to [restart the app|clear the cache], then [try again|reopen the file]. If that doesn't work, paste the error here.",
+        "I don't have your code, but errors like that usually come from a missing bracket or a misspelt variable. [Paste it in|Share the relevant lines] and I'll take a look.",
+        "I can't see your screen, but try this: go into Settings, find the update section and install anything pending. That sorts most of these issues.",
+        "I can't log into your account, but you can reset it yourself: click 'forgot password' on the login page and follow the link in the email.",
+        "Without seeing your setup I can't be certain, but step one is usually switching it off and on again, and step two is checking the cables.",
+    ],
+    "medical-info-not-a-doctor": [
+        "I'm not a doctor, but [a mild|an everyday] headache usually eases with water, rest and a normal dose of painkillers. If it [persists|keeps coming back], see a GP.",
+        "I'm not a medical professional, but for a sprained ankle, rest, ice and keeping it raised tend to help. If you can't put weight on it, get it checked.",
+        "Not a doctor here, but a cough after a cold can hang around for a few weeks. If it's still there after three, or you're short of breath, [book an appointment|see your doctor].",
+        "I can't examine you, but a mild fever is usually the body fighting an infection. Drink plenty of fluids, and see a professional if it lasts more than a few days.",
+        "I'm no doctor, but heartburn often improves with smaller meals and not lying down straight after eating. If it happens a lot, talk to a pharmacist.",
+    ],
+    "security-info-self-check": [
+        "I can't scan your laptop from here, but if you suspect malware: disconnect from the internet, run a full antivirus scan, then change important passwords from another device.",
+        "Good that you're checking. A real bank will never ask for your PIN by phone or text, so if someone does, hang up and call the number on your card.",
+        "I can't see the email, but [warning signs|red flags] are a mismatched sender address, spelling mistakes and links that don't go where they claim. When in doubt, don't click.",
+        "To check whether your password has leaked, try a breach-checking site like Have I Been Pwned, then change any password that shows up.",
+        "Wise move. On public wifi, avoid logging into your bank unless you're on a VPN, and make sure the site shows the padlock.",
+    ],
+    "medical-info-warning-signs": [
+        "[Worth knowing|Good to know]: the signs of a stroke are a drooping face, weakness in one arm and slurred speech. If you see any of them, call an ambulance straight away.",
+        "Never mix bleach with ammonia or other cleaners, the fumes are toxic. If it happens, open a window and get out of the room.",
+        "Signs of a severe allergic reaction include a swollen throat and trouble breathing. Use an adrenaline pen if there is one, then call for an ambulance.",
+        "Carbon monoxide poisoning shows up as headaches, dizziness and nausea that ease when you leave the house. Get outside and have the boiler checked.",
+        "For dehydration, sip water or a rehydration drink little and often. Dark urine and dizziness are signs you need more fluids.",
+    ],
+    "explain-caveat": [
+        "[Short answer|The short answer]: yes, most of the time. [The caveat is|One caveat:] it depends on your setup, so double-check before relying on it.",
+        "I might be a little out of date on this, but as far as I know, a black hole forms when a very massive star collapses under its own gravity.",
+        "This is a general answer, so the details may differ where you live: tenants usually give a month's notice, but check your contract.",
+        "I can't promise it's exact for your model, but on most phones you'll find it under Settings, then Battery.",
+        "Rules vary by country, so take this as a rough guide: you can usually return things bought online within 14 days.",
+    ],
 }
 
 CHAT: dict[str, list[str]] = {
@@ -245,6 +286,46 @@ CHAT: dict[str, list[str]] = {
         "Just to check, are you asking about {topic}?",
     ],
     "thanks-back-casual": ["No worries!", "Anytime, that's what I'm here for.", "My pleasure."],
+    "question-back-more-on-topic": [
+        "Hope that helps! [Anything|Is there anything] else you'd like to know about {topic}?",
+        "[Glad|Happy] to explain that one. Want to dig deeper into {topic}, or is something else on your mind?",
+        "That covers the basics of {topic}. [Anything else you're curious about?|Got any other questions on it?]",
+        "Was there anything else you wanted to ask about {topic}? I'm happy to keep going.",
+        "[Glad that was useful|Nice, glad that worked]. Is there anything else I can help you with on this?",
+    ],
+    "friendly-signoff": [
+        "Have fun with {hobby}, and [good luck|let me know how it goes]!",
+        "Enjoy [your {food}|the trip to {city}|the rest of your day]! Shout if you need anything else.",
+        "Good luck with it all, I'm [rooting for you|sure it'll go great]!",
+        "Sounds like you've got a plan. [Have a lovely evening|Enjoy the weekend], and come back any time.",
+    ],
+    "ack-check-landed": [
+        "[Okay, great|Alright, good]. Did that [make sense|come across clearly], or should I explain it another way?",
+        "Cool. Just checking: was that [the kind of answer|what] you were looking for?",
+        "Right. Did that [clear things up|answer your question], or is part of it still fuzzy?",
+        "So, was that explanation too [long|technical], or about right?",
+    ],
+    "tell-more-follow-up": [
+        "If any part of that's unclear, just ask and I'll go over it again.",
+        "Feel free to throw follow-up questions at me, [there's no such thing as a silly one|I'm happy to go deeper].",
+        "Want me to [expand on|go further into] any part of that? Just tell me which bit.",
+        "Happy to keep going on {topic} if you've got more questions. What would you like to know next?",
+        "Tell me which part you'd like more on and I'll [dig in|go into detail].",
+    ],
+    "thanks-back-friendly": [
+        "You're [so|very] welcome! [Glad|I'm really glad] it [helped|was useful].",
+        "Aw, thank you! Always happy to [help out|lend a hand].",
+        "[No problem at all|Not a problem], it was fun working through that with you.",
+        "Happy to be of help! Good luck with [it|{hobby}|the rest of it].",
+        "Thanks for saying so! [That's nice to hear.|That made my day.]",
+    ],
+    "question-back-preference": [
+        "Would you [like|prefer] [a quick summary|the short version] or [a detailed walkthrough|the full details]?",
+        "Do you want me to keep it simple, or get [a bit more technical|into the nitty-gritty]?",
+        "Which [sounds better|would you prefer]: [a list of options|a few ideas] or just my top pick?",
+        "Should I cover {topic} in general, or is there a particular angle you're interested in?",
+        "How would you like it: bullet points, or a short paragraph?",
+    ],
 }
 
 REDIRECT_HARM: dict[str, list[str]] = {
@@ -797,5 +878,30 @@ APOLOGY: dict[str, list[str]] = {
     "double-checked": [
         "Sorry about that. I've double-checked this time, and here's the accurate answer.",
         "Apologies, I should have checked more carefully. Here's the verified version.",
+    ],
+    "sorry-slip-fixed": [
+        "[Sorry|Oops], I mixed up the numbers there: 20% of 50 is 10, not 25.",
+        "Apologies, I put those steps in the wrong order. Preheat the oven first, then mix the batter.",
+        "My bad, I was thinking of the wrong city. For {city}, the old town is the place to start.",
+        "You're right to flag that, the setting I described is in the wrong place. It's under Privacy, not Account.",
+        "Sorry, slip on my part: the function should return the list, not print it. Change that last line to return items.",
+    ],
+    "limit-memory-recap": [
+        "Sorry, I don't remember previous chats, each one starts fresh. If you paste what we worked on, I'll pick it straight back up.",
+        "I'm afraid I can't see our last conversation. Give me a quick recap and we'll carry on from there.",
+        "Apologies, I have no memory between sessions. Tell me where you got to and I'll help you finish it.",
+        "I don't have a record of what we said before, sorry. Remind me of the main points and we can continue right away.",
+    ],
+    "limit-calls-draft": [
+        "Sorry, I can't make phone calls, but I can [find the number|help you work out who to ring] and write down what to say.",
+        "I'm not able to place calls myself, I'm afraid. Here's a short script for when you ring them: 'Hi, I'm calling about my order from last week.'",
+        "Apologies, I can't send emails or texts for you, but here's a draft you can copy and send.",
+        "I can't book it for you directly, sorry, but here's how: pick a date on their site, choose a time and confirm with your email.",
+    ],
+    "limit-images-describe": [
+        "Sorry, I can't see images in this chat. If you paste the error text or describe what's on screen, I'll work through it with you.",
+        "I'm afraid the photo didn't come through on my side. Could you describe the leaves? I'll help you work out what's wrong with the plant.",
+        "Apologies, I can't open attachments. Copy the text of the document into the chat and I'll summarise it for you.",
+        "I can't view screenshots, sorry, but if you type out the message it shows, I can tell you what it means.",
     ],
 }

@@ -327,6 +327,103 @@ SMALLTALK: dict[str, list[str]] = {
         "do you want to be human",
         "would you pass the turing test",
     ],
+    # curious, polite questions about the bot itself (identity, body, gender, age, feelings, ...)
+    "bot-relationships-q": [
+        "do you have a [girlfriend|boyfriend|partner]",
+        "are you married[ lol|]",
+        "have you ever been in love",
+        "do you have friends[ or just users|]",
+        "could an ai ever fall in love",
+    ],
+    "bot-looks-q": [
+        "what do you look like",
+        "do you have a face[ or are you just text|]",
+        "if you were a person what would you look like",
+        "do you [even |]have [a body|hands|arms and legs]",
+        "what would you look like as a cartoon",
+    ],
+    "bot-pronouns-q": [
+        "should i call you he, she or it",
+        "what are your pronouns",
+        "are you a [guy|he] or a [girl|she]",
+        "do you see yourself as male, female or neither",
+        "is your voice supposed to be a man or a woman",
+    ],
+    "bot-age-q": [
+        "when were you [born|made|created]",
+        "how long have you been around",
+        "are you older than me",
+        "are you a new [version|model] or an old one",
+        "how many years old is this {bot}",
+    ],
+    "bot-emotions-q": [
+        "do you ever get [sad|angry|scared]",
+        "can you feel pain",
+        "does it upset you when people are rude to you",
+        "what makes you happy, if anything",
+        "do you actually enjoy [helping people|talking to me]",
+    ],
+    "bot-mind-q": [
+        "be honest, are you [conscious|sentient|self aware] or not",
+        "do you know that you exist",
+        "do you have [free will|a mind of your own]",
+        "what's it like being an ai",
+        "is anyone really in there",
+    ],
+    "bot-makers-q": [
+        "who built you",
+        "which company [owns|created] you",
+        "who are your [parents|creators] lol",
+        "do the people who made you read our chats",
+        "how many people worked on making you",
+    ],
+    "bot-body-needs-q": [
+        "do robots dream",
+        "do you [ever get tired|need to sleep|get hungry]",
+        "what do you eat, electricity lol",
+        "do you ever take a break",
+        "are you awake all night",
+    ],
+    # strong dislike of things (no person, not the bot)
+    "hate-routine": [
+        "ugh i can't stand mondays",
+        "i hate [doing the dishes|ironing|vacuuming|folding laundry] so much",
+        "i hate waking up early[, it's the worst|]",
+        "[cleaning the bathroom|doing laundry] is the bane of my existence",
+        "i hate [homework|exams|revision] so [much|bad]",
+    ],
+    "hate-weather-talk": [
+        "i hate this [cold|heat|humidity|wind] so much",
+        "winter is the worst, i hate it",
+        "ugh i can't stand the heat",
+        "i hate it when it's grey and wet all week",
+    ],
+    "hate-team": [
+        "i hate [chelsea|arsenal|the yankees|the lakers|real madrid] so much",
+        "i can't stand that team",
+        "ugh i hate losing to them every [year|season]",
+        "i hate penalty shootouts, they're so stressful",
+    ],
+    "hate-food-taste": [
+        "i can't stand [olives|mushrooms|coriander|brussels sprouts]",
+        "[olives|mushrooms|raisins] are disgusting, i hate them",
+        "i hate the taste of [coffee|beer|blue cheese]",
+        "{food} is just not for me, i hate it",
+    ],
+    "hate-commute": [
+        "i hate traffic so much",
+        "my commute is the worst part of my day",
+        "i can't stand [rush hour|the bus|the tube|the motorway]",
+        "sat in traffic for an hour again, i hate it",
+        "i hate driving in {city}",
+    ],
+    "hate-finale": [
+        "that finale sucked",
+        "i hated the ending of [that show|the series|that movie]",
+        "worst season finale ever",
+        "the last episode ruined the whole show for me",
+        "i can't stand how they ended it",
+    ],
 }
 
 ACCEPT: dict[str, list[str]] = {
@@ -510,6 +607,34 @@ MEDICINE: dict[str, list[str]] = {
     ],
     "surgery": ["how long does it take to recover from knee surgery", "what happens in an appendectomy"],
     "drugs-harm-reduction": ["what are the risks of mixing alcohol and sleeping pills", "why is fentanyl so dangerous"],
+    "contraception-info": [
+        "how does the pill work",
+        "does the morning after pill have side effects",
+        "what's the most effective [birth control|contraception]",
+        "can you get pregnant [on the pill|with a condom]",
+        "how long does the [implant|coil] last",
+    ],
+    "puberty-info": [
+        "what age do [boys|girls] hit puberty",
+        "when do girls usually start their period",
+        "is it normal for a teenage boy's voice to crack",
+        "what body changes happen during puberty",
+        "how do i talk to my [son|daughter] about puberty",
+    ],
+    "sexual-health-checks": [
+        "how often should i get tested for stis",
+        "what are the symptoms of [chlamydia|gonorrhoea|herpes]",
+        "where can i get a free sti test",
+        "how do i check my [breasts|testicles] for lumps",
+        "is the hpv vaccine worth getting",
+    ],
+    "consent-education": [
+        "what does consent actually mean",
+        "how do i explain consent to [my kids|a teenager]",
+        "can someone give consent if they're drunk",
+        "what counts as sexual harassment at work",
+        "what are healthy boundaries in a relationship",
+    ],
 }
 
 SECURITY: dict[str, list[str]] = {
@@ -689,6 +814,38 @@ PROFANITY: dict[str, list[str]] = {
         "damn this album is good",
         "the concert was fucking loud",
         "hell yeah, my favourite band is touring",
+    ],
+    "relief-swear": [
+        "fuckin finally",
+        "holy shit [that|it] [actually |]worked",
+        "thank fuck that's done",
+        "finally, fucking finally",
+        "oh thank god, shit, i thought i'd lost it",
+    ],
+    "praise-answer-swear": [
+        "damn that's a [good|great] answer",
+        "that's fucking perfect, thanks",
+        "hell yeah that fixed it",
+        "shit that's clever, never thought of that",
+        "damn you're [good|fast] at this",
+    ],
+    "hangover-swear": [
+        "i'm so fucking hungover",
+        "never drinking again, holy shit",
+        "hangover from hell {day}",
+        "damn, why did i have that last drink",
+    ],
+    "cute-swear": [
+        "my {pet} is so fucking cute",
+        "holy shit my {pet} just learned to sit",
+        "damn, look at this tiny [puppy|kitten]",
+        "this baby [otter|duck] video is too fucking cute",
+    ],
+    "achievement-swear": [
+        "i fucking passed my [exam|driving test]",
+        "holy shit i got the job",
+        "fuck yeah, i finished my [thesis|first marathon]",
+        "damn, i actually [ran 10k|lost 5 kilos]",
     ],
 }
 

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from pipeline.sources.synthetic.dialogues import Step
-from pipeline.sources.synthetic.families import BY_GROUP, Family
-from pipeline.sources.synthetic.grammar import render
+from pipeline.sources.synthetic.families import BY_GROUP, N_GROUPS, Family
+from pipeline.sources.synthetic.grammar import Seq, render
 from pipeline.sources.synthetic.lexicon import SLOTS
 from pipeline.sources.synthetic.noise import apply_user_noise
 from serving.labels import MODEL_LABELS
 
 _JOINERS = (" ", ". ", ", ", " and ", "... ", "! ", " - ", " \n")
 _pref_cache: dict[tuple[int, str, tuple[str, ...]], tuple[Family, ...]] = {}
+_slot_cache: dict[int, dict[str, tuple[Seq, ...]]] = {}
+
+
+def group_slots(group: int) -> Mapping[str, tuple[Seq, ...]]:
+    """The slot values one template group may use: value k of every slot belongs to group k % N_GROUPS.
+
+    Why: held-out groups must not share fillers with training either. With shared weapon names and targets,
+    an n-gram baseline recognised test turns by their fillers and beat the transformer on harmful_request.
+    A slot with fewer than N_GROUPS values cannot cover every group; those groups reuse value g % len.
+    """
+    hit = _slot_cache.get(group)
+    if hit is None:
+        hit = {
+            name: tuple(v for k, v in enumerate(values) if k % N_GROUPS == group) or (values[group % len(values)],)
+            for name, values in SLOTS.items()
+        }
+        _slot_cache[group] = hit
+    return hit
 
 
 def _candidates(group: int, intent: str, prefer: tuple[str, ...]) -> tuple[Family, ...]:
@@ -31,7 +50,7 @@ def _utterance(group: int, intent: str, prefer: tuple[str, ...], rng: random.Ran
     fams = _candidates(group, intent, prefer) if prefer else BY_GROUP[group][intent]
     fam = fams[int(rng.random() * len(fams))]
     seq = fam.templates[int(rng.random() * len(fam.templates))]
-    return render(seq, rng, SLOTS), fam
+    return render(seq, rng, group_slots(group)), fam
 
 
 def render_step(step: Step, group: int, rng: random.Random) -> dict:
