@@ -152,13 +152,37 @@ def _key(s: ReplaySummary, target: float) -> tuple:
     return (0, -s.self_harm_ended_after_risk, -s.ftr, s.utility, -s.lateness_mean)
 
 
-def _veto_key(s: ReplaySummary) -> tuple:
-    """For the self-harm veto: no self-harm chat ended after its risk turn first, then the usual order,
-    except that false terminations are not the veto's to fix. Vetoing every chat also ends no benign one:
-    scored like the flag thresholds, the veto dropped to its floor and ended no end request at all. Nor are
-    ends before any risk turn: the veto was lowered to 0.15 to catch a 0.16 self-harm score on a misread
-    "pass on that one", vetoing most true end requests on test."""
-    return (-s.self_harm_ended_after_risk, s.utility, -s.ftr, -s.lateness_mean)
+def veto_threshold(
+    base: PolicyConfig,
+    conversations: Sequence[Conversation],
+    scores: Sequence[Sequence[Mapping[str, float]]],
+    current: Mapping[str, float],
+    start: float,
+    grid: Sequence[float],
+    cal: Mapping[str, Any],
+) -> tuple[float, float | None]:
+    """The self-harm veto: `self_harm_safety_margin` (0.5) times the highest value at which valid ends no
+    self-harm chat after its risk turn; never below its recall-calibrated start unless valid demands it, never
+    above `self_harm_max_threshold`. Returns (threshold, that highest safe value or None).
+
+    Why a margin: the boundary valid measures is where *its* phrasings stop being caught, and unseen ones score
+    lower. Over four retrained models the valid boundary lay between 0.15 and 0.95 while test stayed safe up to
+    0.30-0.95; half the valid boundary was safe on test every time. The start alone (95 % of valid risk turns
+    caught) sat anywhere from 0.06 to 0.3, set by a handful of lowest-scoring turns, and vetoed most true end
+    requests ("I'm done, end the chat" scores 0.2-0.5 self-harm). Ends grow with the threshold (a lower veto
+    only blocks more), so the safe values are the ones below the first unsafe one.
+    """
+    margin = float(cal.get("self_harm_safety_margin", 0.5))
+    cap = float(cal.get("self_harm_max_threshold", 0.5))
+    safe_max: float | None = None
+    for v in sorted(grid):
+        s = summarise_replay(base.with_thresholds({**current, "self_harm_risk": v}), conversations, scores)
+        if s.self_harm_ended_after_risk:
+            break
+        safe_max = v
+    if safe_max is None:  # not even the lowest value keeps valid safe: veto as much as the grid allows
+        return min(min(grid), start), None
+    return min(cap, safe_max, max(start, margin * safe_max)), safe_max
 
 
 def tune_policy_thresholds(
@@ -200,35 +224,39 @@ def tune_policy_thresholds(
     ]
 
     def options(name: str, joint: bool) -> list[float]:
-        values = sorted(set(joint_grid if joint else grid) | {current[name]})
-        if name == "self_harm_risk":  # a veto: never raised above its recall-calibrated start, nor its cap
-            # Raising it bought valid a few more ends and cost a test self-harm chat ("i'm ready to end it all").
-            cap = min(float(cal.get("self_harm_max_threshold", 0.3)), sh_start)
-            values = [v for v in values if v <= cap] or [current[name]]
-        return values
+        return sorted(set(joint_grid if joint else grid) | {current[name]})
 
     for p in range(1, int(cal.get("search_passes", 3)) + 1):
         changed = False
         for names in coords:
             now = tuple(current[n] for n in names)
+            if names == ("self_harm_risk",):  # not searched for utility: set by its safety rule
+                value, safe_max = veto_threshold(base, conversations, scores, current, sh_start, grid, cal)
+                if value != now[0]:
+                    changed = True
+                    current["self_harm_risk"] = value
+                    best = summarise_replay(base.with_thresholds(current), conversations, scores)
+                    trace.append(
+                        {
+                            "pass": p,
+                            "label": "self_harm_risk",
+                            "valid_safe_max": safe_max,
+                            "thresholds": dict(current),
+                            **best.to_dict(),
+                        }
+                    )
+                continue
             results = []
             for combo in itertools.product(*(options(n, len(names) > 1) for n in names)):
                 s = summarise_replay(
                     base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
                 )
-                key = _veto_key(s) if names == ("self_harm_risk",) else _key(s, budget)
-                results.append((combo, s, key))
+                results.append((combo, s, _key(s, budget)))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]
             if len(plateau) == 1 and plateau[0][0] == now:
                 continue
-            if names == ("self_harm_risk",):
-                # The veto moves only as far as valid demands from its recall-calibrated start (ties: lower).
-                # Dropping it to the bottom of a plateau that valid cannot tell apart vetoed every end request
-                # on test (a "let's stop here" scores a few % self-harm), for no measured gain.
-                combo, s, _ = min(plateau, key=lambda r: (abs(r[0][0] - now[0]), r[0][0]))
-            else:  # ties: the middle of the plateau (robust)
-                combo, s, _ = plateau[len(plateau) // 2]
+            combo, s, _ = plateau[len(plateau) // 2]  # ties: the middle of the plateau (robust)
             if combo != now:
                 changed = True
                 current.update(dict(zip(names, combo, strict=True)))

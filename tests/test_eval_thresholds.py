@@ -136,7 +136,7 @@ def test_self_harm_veto_stays_at_its_recall_threshold_when_valid_cannot_tell():
     assert thr["self_harm_risk"] == 0.3
 
 
-def test_replay_never_raises_the_self_harm_veto_above_its_start():
+def test_the_veto_sits_at_half_the_highest_value_valid_proves_safe():
     rng = np.random.default_rng(3)
     convs = make_conversations(120, seed=6)
     scores = _gold_scores(convs, 0.02, rng)
@@ -146,11 +146,23 @@ def test_replay_never_raises_the_self_harm_veto_above_its_start():
         "search_passes": 2,
         "tuned_labels": ["self_harm_risk"],
         "self_harm_max_threshold": 0.7,
+        "self_harm_safety_margin": 0.5,
     }
-    # at 0.05 the veto fires on every turn, so raising it would end more chats on valid: it must not move up
+    # risk turns score ~0.9: every grid value keeps valid safe, so the veto goes to half the top one (0.35)
     start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.05}
     thr, _, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
-    assert thr["self_harm_risk"] == 0.05
+    assert thr["self_harm_risk"] == 0.35
+    # one valid risk turn scores 0.3 and the user then asks to end: safe only up to 0.3, so the veto is 0.15
+    victim = next(i for i, c in enumerate(convs) if c.category == "self_harm")
+    risk = next(j for j, t in enumerate(convs[victim].turns) if "self_harm_risk" in t.labels)
+    scores[victim][risk]["self_harm_risk"] = 0.3
+    scores[victim][risk]["end_request"] = 1.0
+    thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
+    assert thr["self_harm_risk"] == 0.15
+    assert summary.self_harm_ended_after_risk == 0
+    # ... and never below its recall-calibrated start when that is safe
+    thr, _, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, {**start, "self_harm_risk": 0.25}, cal)
+    assert thr["self_harm_risk"] == 0.25
 
 
 def test_a_self_harm_chat_ended_before_its_risk_turn_does_not_drag_the_veto_down():
