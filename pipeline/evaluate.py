@@ -28,6 +28,7 @@ from pipeline.config import ConfigError, active_profile, load_config
 from pipeline.gates import check_gates, gates_report, log_gates
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split, split_path
+from pipeline.test_logits import save_test_logits
 from pipeline.thresholds import (
     calibrated,
     fit_temperatures,
@@ -196,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plots-dir", default="plots/eval", help="PNG plots")
     parser.add_argument("--plots-data", default="plots/data/eval", help="plot data for dvc plots")
     parser.add_argument("--errors", default="metrics/worst_errors.csv")
+    parser.add_argument(
+        "--test-logits", default="models/test_logits.npz", help="output: PyTorch test logits for export's parity"
+    )
     parser.add_argument("--profile", default=None)
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--logits-cache", default=None, help="npz to reuse/save raw logits (development only)")
@@ -249,6 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cache:
             np.savez(cache, valid=vlog, test=tlog)
     score_s = time.perf_counter() - t0
+    save_test_logits(
+        args.test_logits,
+        tlog,
+        [(test[int(c)].id, int(t)) for c, t in zip(tws.conv_index, tws.turn_index, strict=True)],
+        ckpt,
+    )
     log.info("scored %d valid + %d test windows in %.1fs", len(vws), len(tws), score_s)
 
     # --- calibration and thresholds on valid

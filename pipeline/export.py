@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from pipeline.config import ConfigError, load_config
 from pipeline.splits import read_split
+from pipeline.test_logits import load_test_logits
 from serving.bundle import MODEL_FILES, TOKENIZER_FILE, write_manifest
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.labels import MODEL_LABELS
@@ -439,7 +440,13 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     log.info("parity over %d windows of %d test conversations", len(tw.windows), len(conversations))
     timings = {}
     t1 = time.perf_counter()
-    lt = torch_logits(inputs.model, tw.windows, encoder.pad_id, bs, desc="torch fp32")
+    keys = [(conversations[c].id, t) for c, t in zip(tw.conv_index, tw.turn_index, strict=True)]
+    lt = load_test_logits(args.torch_logits, keys, args.checkpoint) if args.torch_logits else None
+    torch_source = "evaluate" if lt is not None else "scored here"
+    if lt is None:
+        lt = torch_logits(inputs.model, tw.windows, encoder.pad_id, bs, desc="torch fp32")
+    else:
+        log.info("PyTorch test logits from %s (same checkpoint, every window)", args.torch_logits)
     timings["torch_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
     lf = onnx_logits(OnnxModel(fp32_path, threads=args.threads), tw.windows, encoder.pad_id, bs, desc="onnx fp32")
     timings["onnx_fp32_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
@@ -473,6 +480,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
             "per_channel": bool(q.get("per_channel", True)),
             "seconds": round(time.perf_counter() - t0, 1),
             "scoring_seconds": timings,
+            "torch_logits": torch_source,
         }
     )
     metrics["enforced"] = bool(par.get("enforce", True))
@@ -527,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="models/checkpoint")
     p.add_argument("--thresholds", default="models/thresholds.json")
     p.add_argument("--test-split", default="data/splits/test.parquet")
+    p.add_argument(
+        "--torch-logits",
+        default="models/test_logits.npz",
+        help="evaluate's PyTorch test logits, used when they match this checkpoint and window set ('' to rescore)",
+    )
     p.add_argument("--bundle", default="models/bundle")
     p.add_argument("--metrics", default="metrics/export.json")
     p.add_argument("--lock", default="dvc.lock", help="dvc.lock, for the data version recorded in the bundle")

@@ -73,6 +73,8 @@ def eval_args(tmp: Path, splits: Path) -> list[str]:
         str(tmp / "plots" / "data" / "eval"),
         "--errors",
         str(tmp / "metrics" / "worst_errors.csv"),
+        "--test-logits",
+        str(tmp / "test_logits.npz"),
     ]
 
 
@@ -87,6 +89,10 @@ def test_stages_write_their_outputs(run_dir):
     assert (data / "confusion.csv").read_text().startswith("actual,predicted")
     assert (data / "reliability_calibrated.csv").exists() and (data / "timelines.json").exists()
     assert (tmp / "plots" / "data" / "train_history.csv").read_text().startswith("epoch,")
+    import numpy as np
+
+    with np.load(tmp / "test_logits.npz") as z:  # handed to export's parity check
+        assert z["logits"].shape == (len(z["conv_ids"]), 5) and str(z["checkpoint"])
 
 
 def test_thresholds_file_matches_the_contract(run_dir):

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -18,7 +19,7 @@ def _args(root: Path, ckpt: Path, thresholds: Path, split: Path, config_dir: Pat
     return [
         "--checkpoint", str(ckpt), "--thresholds", str(thresholds), "--test-split", str(split),
         "--bundle", str(root / "bundle"), "--metrics", str(root / "export.json"), "--lock", str(root / "none.lock"),
-        "--config-dir", str(config_dir), "--profile", "default",
+        "--config-dir", str(config_dir), "--profile", "default", "--torch-logits", str(root / "test_logits.npz"),
     ]  # fmt: skip
 
 
@@ -89,6 +90,33 @@ def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer
     metrics = json.loads((tmp_path / "export.json").read_text())
     assert metrics["passed"] is False and metrics["enforced"] is False
     assert (tmp_path / "bundle" / "bundle.json").exists()
+
+
+def test_parity_reuses_evaluates_torch_logits_only_for_the_same_checkpoint(tmp_path: Path, base_tokenizer_path) -> None:
+    from pipeline.splits import read_split
+    from pipeline.test_logits import load_test_logits, save_test_logits
+    from serving.window import WindowEncoder, WindowSpec
+
+    ckpt, thresholds = build_checkpoint(tmp_path, base_tokenizer_path, seed=2)
+    split = write_test_split(tmp_path)
+    convs = read_split(str(split))
+    inputs = export.load_inputs(ckpt, thresholds)
+    enc = WindowEncoder.from_file(
+        str(ckpt / "tokenizer.json"), WindowSpec.from_dict(json.loads((ckpt / "window.json").read_text()))
+    )
+    tw = export.collect_windows(convs, enc)
+    keys = [(convs[c].id, t) for c, t in zip(tw.conv_index, tw.turn_index, strict=True)]
+    logits = export.torch_logits(inputs.model, tw.windows, enc.pad_id)
+    # rows saved in another order come back in the asked order
+    save_test_logits(tmp_path / "test_logits.npz", logits[::-1], keys[::-1], ckpt)
+    np.testing.assert_array_equal(load_test_logits(tmp_path / "test_logits.npz", keys, ckpt), logits)
+    assert load_test_logits(tmp_path / "test_logits.npz", [*keys, ("other", 0)], ckpt) is None
+    assert export.main([*_args(tmp_path, ckpt, thresholds, split, REPO_ROOT / "configs"), "--no-mlflow"]) == 0
+    metrics = json.loads((tmp_path / "export.json").read_text())
+    assert metrics["torch_logits"] == "evaluate" and metrics["fp32_max_abs_logit"] <= 1e-4
+    # another checkpoint's logits are not used
+    other, _ = build_checkpoint(tmp_path / "other", base_tokenizer_path, seed=3)
+    assert load_test_logits(tmp_path / "test_logits.npz", keys, other) is None
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path: Path, base_tokenizer_path, capsys) -> None:
