@@ -5,7 +5,7 @@ oversampling and their original, rows of one ConvAbuse `conv_id` (except ids man
 which merge unrelated conversations), members of one near-duplicate cluster
 (`meta.near_dup_cluster` from prepare). Then:
 - synthetic records (`meta.template_group`) with `split.template_disjoint`: by whole template group
-  (`split.template_groups`, default 0-6 train, 7 valid, 8-9 test), so test templates are never seen in train;
+  (`split.template_groups`, default 0-5 train, 6-7 valid, 8-9 test), so test templates are never seen in train;
   with `template_disjoint: false` they are split like any other source (a template-*sharing* split, for
   measuring the gap);
 - ConvAbuse with `split.convabuse: original`: train = the authors' train split; valid and test = two halves of
@@ -49,7 +49,7 @@ REPORT_PATH = Path("metrics/data_report.json")
 PLOT_PATH = Path("plots/data_report.png")
 CSV_PATH = Path("plots/data/split_counts.csv")
 RANK = {"train": 0, "valid": 1, "test": 2}
-DEFAULT_GROUPS = {"train": [0, 1, 2, 3, 4, 5, 6], "valid": [7], "test": [8, 9]}
+DEFAULT_GROUPS = {"train": [0, 1, 2, 3, 4, 5], "valid": [6, 7], "test": [8, 9]}
 
 
 class LeakageError(SystemExit):

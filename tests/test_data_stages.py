@@ -248,7 +248,7 @@ def test_synthetic_end_to_end_template_disjoint(tmp_path: Path) -> None:
         "default",
     )
     assert report["leakage"]["passed"] and report["leakage"]["shared_template_families"] == 0
-    groups = {"train": set(range(7)), "valid": {7}, "test": {8, 9}}
+    groups = {"train": set(range(6)), "valid": {6, 7}, "test": {8, 9}}
     total = 0
     for name, allowed in groups.items():
         convs = read_split(tmp_path / "splits" / f"{name}.parquet")
