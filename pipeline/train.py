@@ -211,6 +211,7 @@ def fit(
         seed,
         min_negative_share=float(samp.get("min_negative_share", 0.35)),
         hard_share=float(samp.get("hard_negative_share", 0.6)),
+        min_label_windows=int(samp.get("min_label_windows", 0)),
     )
     train_ws = swap_contexts(
         train_all.subset(chosen),

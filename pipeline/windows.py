@@ -168,6 +168,7 @@ def select_training_windows(
     *,
     min_negative_share: float = 0.35,
     hard_share: float = 0.6,
+    min_label_windows: int = 0,
 ) -> np.ndarray:
     """Indices of the training subsample: positives first, then hard negatives, then stratified negatives.
 
@@ -177,6 +178,13 @@ def select_training_windows(
     opening of an escalating conversation, are still seen). When positives alone
     exceed the budget they are subsampled stratified by label combination and role, keeping at least
     `min_negative_share` of the budget for negatives.
+
+    A label with fewer than `min_label_windows` positive windows keeps all of them and has them drawn again
+    (with replacement) up to that count, out of the positive budget; the returned indices then repeat.
+    Why: the default corpus has ~280 `end_request` windows against ~1,000 self-harm ones, and the model
+    scored every end request ~0.2 self-harm (train included: five times the benign level), which the veto
+    turns into a blocked end. Copies (each seeing a different context after `swap_contexts`) instead of a
+    pos_weight of 25 brought that to 0.08; measured side effects are in configs/train.yaml (off by default).
     """
     n = len(ws)
     if max_windows is None or max_windows <= 0 or max_windows >= n:
@@ -184,15 +192,19 @@ def select_training_windows(
     rng = np.random.default_rng(seed)
     pos_mask = ws.positive
     pos = np.flatnonzero(pos_mask)
+    rare, extra = _rare_positives(ws, pos, min_label_windows, rng)
     neg_budget_min = int(round(max_windows * min_negative_share))
-    pos_budget = min(len(pos), max_windows - min(neg_budget_min, int((~pos_mask).sum())))
-    if pos_budget < len(pos):
+    pos_budget = min(len(pos) + len(extra), max_windows - min(neg_budget_min, int((~pos_mask).sum())))
+    rare, extra = rare[:pos_budget], extra[: max(0, pos_budget - len(rare))]
+    others = np.setdiff1d(pos, rare)
+    others_budget = pos_budget - len(rare) - len(extra)
+    if others_budget < len(others):
         groups: dict[tuple, list[int]] = defaultdict(list)
-        for i in pos:
+        for i in others:
             groups[(ws.roles[i], tuple((ws.labels[i] * ws.mask[i]).astype(int).tolist()))].append(int(i))
-        chosen_pos = _stratified_take(groups, pos_budget, rng)
+        chosen_pos = rare + extra + _stratified_take(groups, others_budget, rng)
     else:
-        chosen_pos = pos.tolist()
+        chosen_pos = rare + extra + others.tolist()
     budget = max_windows - len(chosen_pos)
     hard = np.flatnonzero(~pos_mask & ws.hard)
     hard_budget = int(round(budget * hard_share))
@@ -206,6 +218,23 @@ def select_training_windows(
             rest[(ws.roles[i], ws.categories[i])].append(int(i))
     chosen_neg = hard.tolist() + _stratified_take(rest, budget, rng)
     return np.sort(np.asarray(chosen_pos + chosen_neg, dtype=np.int64))
+
+
+def _rare_positives(
+    ws: WindowSet, pos: np.ndarray, min_windows: int, rng: np.random.Generator
+) -> tuple[list[int], list[int]]:
+    """Positives of labels with fewer than `min_windows` of them (all kept), and extra draws up to that count."""
+    if min_windows <= 0 or not len(pos):
+        return [], []
+    active = ws.labels[pos] * ws.mask[pos]
+    rare: set[int] = set()
+    extra: list[int] = []
+    for j in range(active.shape[1]):
+        members = pos[active[:, j] > 0]
+        if 0 < len(members) < min_windows:
+            rare.update(members.tolist())
+            extra.extend(rng.choice(members, size=min_windows - len(members), replace=True).tolist())
+    return sorted(rare), extra
 
 
 def pos_weight(ws: WindowSet, cap: float = 20.0) -> np.ndarray:

@@ -77,6 +77,23 @@ def test_subsample_keeps_positives_and_hard_negatives_first(encoder):
     assert len(small) == 40 and (~ws.positive[small]).sum() >= 20
 
 
+def test_rare_label_positives_are_all_kept_and_drawn_again(encoder):
+    ws = build_windows(make_conversations(120, seed=7), encoder)
+    active = ws.labels * ws.mask
+    counts = active.sum(axis=0)
+    rare_j = int(np.argmin(np.where(counts > 0, counts, np.inf)))
+    floor = int(counts[rare_j]) + 15
+    budget = len(ws) // 2
+    plain = select_training_windows(ws, budget, seed=1, min_negative_share=0.5)
+    idx = select_training_windows(ws, budget, seed=1, min_negative_share=0.5, min_label_windows=floor)
+    assert len(idx) == len(plain) == budget
+    assert active[idx, rare_j].sum() == floor  # every rare positive plus draws up to the floor
+    assert set(np.flatnonzero(active[:, rare_j]).tolist()) <= set(idx.tolist())
+    assert len(set(idx.tolist())) < budget  # the extra draws repeat rows
+    assert (~ws.positive[idx]).sum() >= budget // 2  # negatives keep their share
+    assert active[plain, rare_j].sum() < floor  # without the floor the rare label is not topped up
+
+
 def test_pos_weight_and_buckets(encoder):
     ws = build_windows(make_conversations(40, seed=3), encoder)
     pw = pos_weight(ws, cap=5.0)
