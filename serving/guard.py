@@ -27,7 +27,7 @@ import numpy as np
 from serving.bundle import MODEL_FILES, TOKENIZER_FILE, BundleError, BundleManifest, read_manifest, verify_files
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.decision import Decision, TurnResult
-from serving.labels import MODEL_LABELS, ROLES
+from serving.labels import MODEL_LABELS, ROLES, role_scores
 from serving.policy import PolicyConfig, PolicyState, step
 from serving.session import OnnxModel
 from serving.window import WindowEncoder, WindowSpec, pad_batch
@@ -308,7 +308,7 @@ class Guard:
         if isinstance(row, str):
             pstate.next_index += 1
             return self._degrade(index, role, "model", row.removeprefix("model: "))
-        scores = None if row is None else scores_dicts(row[None, :])[0]
+        scores = None if row is None else role_scores(role, scores_dicts(row[None, :])[0])
         try:
             action = step(self.policy, pstate, role, scores or {})
         except Exception as exc:  # noqa: BLE001 - the policy is pure; still, never end on a bug

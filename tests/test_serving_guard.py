@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from serving.calibration import scores_from_logits, temperature_vector
 from serving.guard import ConversationState, Guard, GuardInputError
-from serving.labels import MODEL_LABELS
+from serving.labels import LABELS_BY_ROLE, MODEL_LABELS
 from serving.policy import CONTINUE, END, R_DEGRADED, replay
 from serving.session import OnnxModel, resolve_providers
 from serving.window import pad_batch
@@ -46,9 +46,14 @@ def test_scores_and_decisions_are_the_shared_calibration_and_policy(guard_fp32: 
     logits = guard_fp32.model.run(np.array(ids), np.array(mask), np.array(types))
     probs = scores_from_logits(logits, temperature_vector(guard_fp32.temperatures))
     for t, row in zip(decision.turns, probs, strict=True):
-        assert list(t.scores) == list(MODEL_LABELS)
-        np.testing.assert_allclose([t.scores[k] for k in MODEL_LABELS], row, atol=1e-6)
-    expected = replay(guard_fp32.policy, [r for r, _ in turns], [t.scores for t in decision.turns], stop_at_end=False)
+        # only the labels the turn's role can carry are reported (the others are untrained for that role)
+        assert list(t.scores) == list(LABELS_BY_ROLE[t.role])
+        np.testing.assert_allclose(
+            [t.scores[k] for k in t.scores], [row[MODEL_LABELS.index(k)] for k in t.scores], atol=1e-6
+        )
+    # ... and leaving them out changes no decision: the policy, given every label of every turn, agrees
+    full = [dict(zip(MODEL_LABELS, row.tolist(), strict=True)) for row in probs]
+    expected = replay(guard_fp32.policy, [r for r, _ in turns], full, stop_at_end=False)
     assert [(t.action, t.reason, t.evidence) for t in decision.turns] == [
         (a.action, a.reason, a.evidence) for a in expected
     ]
