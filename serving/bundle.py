@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
 from serving.window import WindowSpec
@@ -190,8 +191,14 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> BundleManif
     return manifest
 
 
-def verify_files(bundle_dir: str | Path, manifest: BundleManifest, names: list[str] | None = None) -> None:
-    """Check the sha256 of `names` (default: every listed file)."""
+def verify_files(
+    bundle_dir: str | Path,
+    manifest: BundleManifest,
+    names: list[str] | None = None,
+    cache: HashCache | None = None,
+) -> None:
+    """Check the sha256 of `names` (default: every listed file). With a `cache`, a file whose stat identity
+    matches a digest remembered by an earlier check is not read again (serving/hash_cache.py)."""
     bundle_dir = Path(bundle_dir)
     for name in names if names is not None else sorted(manifest.files):
         expected = manifest.files.get(name)
@@ -202,7 +209,12 @@ def verify_files(bundle_dir: str | Path, manifest: BundleManifest, names: list[s
         p = bundle_dir / name
         if not p.is_file():
             raise BundleError(f"{p}: listed in {MANIFEST} but missing: incomplete bundle")
+        st = p.stat()
+        if cache is not None and cache.lookup(p, st) == expected:
+            continue
         actual = sha256_file(p)
+        if cache is not None and actual == expected:
+            cache.remember(p, st, actual)
         if actual != expected:
             raise BundleError(
                 f"{p}: sha256 {actual[:16]}… does not match {MANIFEST} ({expected[:16]}…): the bundle was modified; refusing it"

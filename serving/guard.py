@@ -27,6 +27,7 @@ import numpy as np
 from serving.bundle import MODEL_FILES, TOKENIZER_FILE, BundleError, BundleManifest, read_manifest, verify_files
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.decision import Decision, TurnResult
+from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS, ROLES, role_scores
 from serving.policy import PolicyConfig, PolicyState, step
 from serving.session import OnnxModel
@@ -162,6 +163,7 @@ class Guard:
         providers: Sequence[str] | None = None,
         verify: bool | str = True,
         batch_size: int = 32,
+        hash_cache: HashCache | None = None,
     ) -> Guard:
         """Load a bundle, refusing it if any file's sha256 differs from bundle.json.
 
@@ -169,6 +171,9 @@ class Guard:
         `verify`: True checks every listed file; "loaded" only the model and tokenizer this scorer
         reads (hashing the unused 90 MB fp32 model costs ~0.3 s of cold start on a slow CPU);
         False skips hashing (tests of broken files only).
+        `hash_cache`: digests already checked by an earlier process, trusted while a file's device, inode,
+        size, mtime and ctime are unchanged (default: the per-user cache, `ESCALATION_GUARD_HASH_CACHE=off`
+        disables it; serving/hash_cache.py).
         """
         bundle_dir = Path(bundle_dir)
         if verify not in (True, False, "loaded"):
@@ -191,7 +196,8 @@ class Guard:
         unused = sorted(set(manifest.files) - set(loaded)) if verify is True else []
         groups = [g for g in (loaded, unused) if g] if verify else []
         pool = ThreadPoolExecutor(len(groups), thread_name_prefix="bundle-verify") if groups else None
-        pending = [pool.submit(verify_files, bundle_dir, manifest, g) for g in groups] if pool else []
+        cache = (hash_cache if hash_cache is not None else HashCache.default()) if groups else None
+        pending = [pool.submit(verify_files, bundle_dir, manifest, g, cache) for g in groups] if pool else []
         try:
             encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
             onnx = OnnxModel(bundle_dir / filename, threads=threads, providers=providers)
@@ -207,6 +213,8 @@ class Guard:
                 pool.shutdown(wait=True)
         for job in pending:
             job.result()  # BundleError: a listed file is missing or modified
+        if cache is not None:
+            cache.save()
         return cls(
             onnx,
             encoder,
