@@ -169,21 +169,6 @@ def _valid_loss(model, ws: WindowSet, idx: np.ndarray, ctx: DistContext, pw, bat
     return float(loss_sum.item() / max(weight.item(), 1.0)), valid_f1
 
 
-def freeze_word_embeddings(model) -> int:
-    """Stop training the word-embedding matrix; returns how many parameters were frozen.
-
-    Why: the synthetic test holds slot fillers (weapons, targets, insults) the model never saw in training. Their
-    pretrained embeddings sit among related words; fine-tuning moves only the embeddings of words seen in training
-    and so pulls them away from the unseen ones. Freezing also skips AdamW's update of the largest matrix (12 M of
-    MiniLM's 22.7 M parameters)."""
-    emb = model.get_input_embeddings()
-    n = 0
-    for p in emb.parameters():
-        p.requires_grad_(False)
-        n += p.numel()
-    return n
-
-
 def fit(
     train_convs: Sequence[Conversation],
     valid_convs: Sequence[Conversation],
@@ -253,12 +238,8 @@ def fit(
     model.train()
     net = DDP(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None) if ctx.world > 1 else model
     pw = torch.tensor(pw_np, device=ctx.device)
-    frozen = freeze_word_embeddings(model) if opt_cfg.get("freeze_embeddings", False) else 0
-    if frozen and ctx.is_main:
-        log.info("word embeddings frozen (optim.freeze_embeddings): %d parameters not trained", frozen)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trainable if not any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
-    no_decay = [p for n, p in trainable if any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
+    decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
+    no_decay = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": float(opt_cfg.get("weight_decay", 0.0))},
