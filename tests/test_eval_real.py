@@ -9,7 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.real_eval import best_macro_f1_threshold, summary
+from pipeline.real_eval import bagged_macro_f1_threshold, best_macro_f1_threshold, macro_f1_at, summary
+from pipeline.turn_metrics import label_metrics
 from tests.conftest import REPO_ROOT
 
 HEADER_VOTES = ["1", "0", "-1", "-2", "-3"]
@@ -49,6 +50,21 @@ def test_threshold_and_summary_helpers():
     y = np.array([0, 0, 1, 1])
     t = best_macro_f1_threshold(p, y)
     assert 0.2 < t <= 0.7
+    # the vectorised macro-F1 is label_metrics' one
+    rng = np.random.default_rng(1)
+    y = (rng.random(60) < 0.3).astype(int)
+    p = rng.random(60)
+    grid = np.concatenate([np.sort(p), [0.0, 0.5, 1.0, 1.5]])
+    assert np.allclose(macro_f1_at(p, y, grid), [label_metrics(p, y, t)["macro_f1"] for t in grid])
+    # bagging: stable where the single best cut-off is decided by one or two rows
+    rng = np.random.default_rng(0)
+    y = (rng.random(150) < 0.15).astype(int)
+    p = np.clip(0.5 * y + rng.normal(0.3, 0.2, 150), 0, 1)
+    picks = [bagged_macro_f1_threshold(p, y, n_boot=100, seed=s) for s in range(3)]
+    assert max(picks) - min(picks) < 0.05 and all(0.2 < t < 0.9 for t in picks)
+    assert bagged_macro_f1_threshold(np.array([0.1, 0.9]), np.array([1, 1])) == best_macro_f1_threshold(
+        np.array([0.1, 0.9]), np.array([1, 1])
+    )
     s = summary([0.8, 0.9])
     assert s["mean"] == pytest.approx(0.85) and s["std"] == pytest.approx(0.0707, abs=1e-3)
 
