@@ -135,6 +135,16 @@ def bagged_macro_f1_threshold(probs: np.ndarray, y: np.ndarray, n_boot: int = 20
     return float(np.median(picks)) if picks else best_macro_f1_threshold(probs, y)
 
 
+def checkpoint_provenance(base_model: str) -> dict[str, Any] | None:
+    """Where a base model that is one of our checkpoints came from (its train_info.json), so a result that
+    starts from the synthetic-trained scorer names the run and data it was trained on."""
+    info = Path(base_model) / "train_info.json"
+    if not info.is_file():
+        return None
+    d = json.loads(info.read_text())
+    return {k: d.get(k) for k in ("profile", "base_model", "data_version", "git_commit", "mlflow_run_id", "seed")}
+
+
 def summary(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
     return {
@@ -271,7 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--default-checkpoint", default="models/checkpoint")
     parser.add_argument("--default-thresholds", default="models/thresholds.json")
     parser.add_argument("--epochs", type=int, default=None, help="override the real profile's epochs")
-    parser.add_argument("--base-model", default=None, help="override the real profile's base model (tests)")
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        help="override the real profile's base model: a model name, or a checkpoint folder such as the default"
+        " profile's models/checkpoint (fine-tune the synthetic-trained scorer on ConvAbuse)",
+    )
     parser.add_argument("--out", default="metrics/real_eval.json")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument(
@@ -352,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "config": {
             "base_model": cfg["model"]["base_model"],
+            "base_model_provenance": checkpoint_provenance(cfg["model"]["base_model"]),
             "epochs": cfg["optim"]["epochs"],
             "lr": cfg["optim"]["lr"],
         },

