@@ -118,9 +118,10 @@ def macro_f1_at(probs: np.ndarray, y: np.ndarray, thresholds: np.ndarray) -> np.
 def bagged_macro_f1_threshold(probs: np.ndarray, y: np.ndarray, n_boot: int = 200, seed: int = 0) -> float:
     """The median, over bootstrap resamples of these rows, of the macro-F1-maximising cut-off.
 
-    Why: the valid half holds ~150 judged turns of which ~20 are abusive, so the single best cut-off jumps with a
-    handful of turns (0.92, 0.87 and 0.23 for three seeds of the same model); bagging it is the standard way to
-    cut that variance without more data. Every bar (profanity-check tuned on valid) gets the same rule.
+    Why: the valid half holds 306 judged turns of which 39 are abusive, so the single best cut-off jumps with a
+    handful of turns (0.92, 0.87 and 0.23 for three seeds of the same model); bagging is a standard way to
+    cut that variance without more data (here it changed the mean little: 0.892 vs 0.890). Every bar
+    (profanity-check tuned on valid) gets the same rule.
     """
     probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
     if len(y) == 0 or y.min() == y.max():
