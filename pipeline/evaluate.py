@@ -28,7 +28,7 @@ from pipeline.config import ConfigError, active_profile, load_config
 from pipeline.gates import check_gates, gates_report, log_gates
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split, split_path
-from pipeline.test_logits import save_test_logits
+from pipeline.test_logits import checkpoint_fingerprint, save_test_logits
 from pipeline.thresholds import (
     calibrated,
     fit_temperatures,
@@ -187,6 +187,21 @@ def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mappi
     return out
 
 
+def load_logits_cache(path: Path, checkpoint: Path, n_valid: int, n_test: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(valid, test) logits from a `--logits-cache` file, or None when it was written for another checkpoint or
+    other splits. Why: a stale cache once fed last run's logits to new splits and failed deep in calibration."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        if "checkpoint" not in z or str(z["checkpoint"]) != checkpoint_fingerprint(checkpoint):
+            log.info("%s: written for another checkpoint; re-scoring", path)
+            return None
+        if len(z["valid"]) != n_valid or len(z["test"]) != n_test:
+            log.info("%s: written for other splits; re-scoring", path)
+            return None
+        return z["valid"], z["test"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="data/splits")
@@ -244,14 +259,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     bs = int(ecfg.get("batch_size", 64))
     t0 = time.perf_counter()
     cache = Path(args.logits_cache) if args.logits_cache else None
-    if cache and cache.exists():  # development aid: re-tune thresholds without re-scoring
-        z = np.load(cache)
-        vlog, tlog = z["valid"], z["test"]
+    cached = load_logits_cache(cache, ckpt, len(vws), len(tws)) if cache else None
+    if cached is not None:  # development aid: re-tune thresholds without re-scoring
+        vlog, tlog = cached
     else:
         vlog = predict_logits(model, vws, batch_size=bs, pad_id=encoder.pad_id, progress="score valid")
         tlog = predict_logits(model, tws, batch_size=bs, pad_id=encoder.pad_id, progress="score test")
         if cache:
-            np.savez(cache, valid=vlog, test=tlog)
+            np.savez(cache, valid=vlog, test=tlog, checkpoint=np.asarray(checkpoint_fingerprint(ckpt)))
     score_s = time.perf_counter() - t0
     save_test_logits(
         args.test_logits,
