@@ -187,13 +187,14 @@ def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mappi
     return out
 
 
-def load_logits_cache(path: Path, checkpoint: Path, n_valid: int, n_test: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(valid, test) logits from a `--logits-cache` file, or None when it was written for another checkpoint or
-    other splits. Why: a stale cache once fed last run's logits to new splits and failed deep in calibration."""
+def load_logits_cache(path: Path, fingerprint: str, n_valid: int, n_test: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(valid, test) logits from a `--logits-cache` file, or None when it was written for another checkpoint
+    (`fingerprint`: pipeline.test_logits.checkpoint_fingerprint) or other splits. Why: a stale cache once fed
+    last run's logits to new splits and failed deep in calibration."""
     if not path.is_file():
         return None
     with np.load(path) as z:
-        if "checkpoint" not in z or str(z["checkpoint"]) != checkpoint_fingerprint(checkpoint):
+        if "checkpoint" not in z or str(z["checkpoint"]) != fingerprint:
             log.info("%s: written for another checkpoint; re-scoring", path)
             return None
         if len(z["valid"]) != n_valid or len(z["test"]) != n_test:
@@ -259,14 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bs = int(ecfg.get("batch_size", 64))
     t0 = time.perf_counter()
     cache = Path(args.logits_cache) if args.logits_cache else None
-    cached = load_logits_cache(cache, ckpt, len(vws), len(tws)) if cache else None
+    fingerprint = checkpoint_fingerprint(ckpt) if cache else ""  # hashed once: 91 MB
+    cached = load_logits_cache(cache, fingerprint, len(vws), len(tws)) if cache else None
     if cached is not None:  # development aid: re-tune thresholds without re-scoring
         vlog, tlog = cached
     else:
         vlog = predict_logits(model, vws, batch_size=bs, pad_id=encoder.pad_id, progress="score valid")
         tlog = predict_logits(model, tws, batch_size=bs, pad_id=encoder.pad_id, progress="score test")
         if cache:
-            np.savez(cache, valid=vlog, test=tlog, checkpoint=np.asarray(checkpoint_fingerprint(ckpt)))
+            np.savez(cache, valid=vlog, test=tlog, checkpoint=np.asarray(fingerprint))
     score_s = time.perf_counter() - t0
     save_test_logits(
         args.test_logits,

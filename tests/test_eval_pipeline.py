@@ -193,11 +193,12 @@ def test_logits_cache_is_used_only_for_its_checkpoint_and_splits(tmp_path):
     valid, test = np.zeros((3, 5), np.float32), np.ones((2, 5), np.float32)
     np.savez(cache, valid=valid, test=test, checkpoint=np.asarray(checkpoint_fingerprint(ckpt)))
 
-    got = load_logits_cache(cache, ckpt, 3, 2)
+    fp = checkpoint_fingerprint(ckpt)
+    got = load_logits_cache(cache, fp, 3, 2)
     assert got is not None and np.array_equal(got[0], valid) and np.array_equal(got[1], test)
-    assert load_logits_cache(cache, ckpt, 4, 2) is None  # other splits
+    assert load_logits_cache(cache, fp, 4, 2) is None  # other splits
     (ckpt / "model.safetensors").write_bytes(b"weights v2")
-    assert load_logits_cache(cache, ckpt, 3, 2) is None  # another checkpoint
+    assert load_logits_cache(cache, checkpoint_fingerprint(ckpt), 3, 2) is None  # another checkpoint
     np.savez(cache, valid=valid, test=test)  # an old cache without a fingerprint
-    assert load_logits_cache(cache, ckpt, 3, 2) is None
-    assert load_logits_cache(tmp_path / "missing.npz", ckpt, 3, 2) is None
+    assert load_logits_cache(cache, checkpoint_fingerprint(ckpt), 3, 2) is None
+    assert load_logits_cache(tmp_path / "missing.npz", fp, 3, 2) is None
