@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,7 +113,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.bundle, verify=False)
     try:
-        verify_files(args.bundle, manifest)
+        verify_files(args.bundle, manifest, workers=os.cpu_count() or 1)
         integrity = "ok: every file matches its sha256"
     except BundleError as exc:
         integrity = f"FAILED: {exc}"

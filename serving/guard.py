@@ -15,6 +15,7 @@ something broke. Failures are logged and counted (`Guard.stats()`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -188,31 +189,30 @@ class Guard:
                 raise BundleError(f"{bundle_dir / name}: listed in bundle.json but missing: incomplete bundle")
         # Hashing runs on worker threads while the tokenizer and the ORT session are built (hashlib and
         # onnxruntime release the GIL), so verification costs about what building the session costs instead
-        # of adding to it. The files this scorer reads and the ones it does not (the 91 MB fp32 model beside
-        # the int8 one) are hashed on separate threads: one after the other, the unused model was the
-        # critical path of a cold start. The Guard is returned only after every hash matched: nothing is
-        # scored with an unverified file. If building fails, a hash mismatch is the error reported (it
-        # explains the failure).
-        unused = sorted(set(manifest.files) - set(loaded)) if verify is True else []
-        groups = [g for g in (loaded, unused) if g] if verify else []
-        pool = ThreadPoolExecutor(len(groups), thread_name_prefix="bundle-verify") if groups else None
-        cache = (hash_cache if hash_cache is not None else HashCache.default()) if groups else None
-        pending = [pool.submit(verify_files, bundle_dir, manifest, g, cache) for g in groups] if pool else []
+        # of adding to it. Large files are checked chunk by chunk on every core (bundle.json `chunks`): one
+        # sha256 stream over the 91 MB fp32 model beside the int8 one was the critical path of a cold start.
+        # The Guard is returned only after every hash matched: nothing is scored with an unverified file. If
+        # building fails, a hash mismatch is the error reported (it explains the failure).
+        names = sorted(manifest.files) if verify is True else loaded if verify else []
+        cache = (hash_cache if hash_cache is not None else HashCache.default()) if names else None
+        pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-verify") if names else None
+        workers = max(2, os.cpu_count() or 1)
+        pending = pool.submit(verify_files, bundle_dir, manifest, names, cache, workers) if pool else None
         try:
             encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
             onnx = OnnxModel(bundle_dir / filename, threads=threads, providers=providers)
         except BaseException as exc:
-            for job in pending:
+            if pending is not None:
                 try:
-                    job.result()
+                    pending.result()
                 except BundleError as bad:
                     raise bad from exc
             raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-        for job in pending:
-            job.result()  # BundleError: a listed file is missing or modified
+        if pending is not None:
+            pending.result()  # BundleError: a listed file is missing or modified
         if cache is not None:
             cache.save()
         return cls(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.bundle import BundleError, read_manifest
+from serving.bundle import BundleError, read_manifest, write_manifest
 from serving.cli import main as cli_main
 from serving.guard import Guard
 
@@ -49,6 +49,64 @@ def test_tampered_file_is_refused(copy: Path, victim: str) -> None:
     (copy / victim).write_bytes(bytes(data))
     with pytest.raises(BundleError, match=f"{victim}: sha256 .* does not match"):
         Guard.load(copy)
+
+
+@pytest.fixture
+def chunked(copy: Path) -> Path:
+    """The test bundle rewritten with 4 KiB chunk digests, so that its small files are checked in chunks."""
+    m = read_manifest(copy)
+    write_manifest(
+        copy,
+        window=m.window,
+        policy=m.policy,
+        temperatures=m.temperatures,
+        base_model=m.base_model,
+        data_version=m.data_version,
+        chunk_bytes=4096,
+    )
+    return copy
+
+
+def test_chunk_digests_are_written_for_large_files_and_agree_with_the_whole_file(chunked: Path) -> None:
+    import hashlib
+
+    m = read_manifest(chunked)
+    assert set(m.chunks) == {n for n in m.files if (chunked / n).stat().st_size > 4096}
+    assert m.chunks, "the fixture's models are larger than 4 KiB"
+    for name, c in m.chunks.items():
+        data = (chunked / name).read_bytes()
+        assert m.files[name] == hashlib.sha256(data).hexdigest()
+        assert list(c.sha256) == [hashlib.sha256(data[i : i + 4096]).hexdigest() for i in range(0, len(data), 4096)]
+    assert Guard.load(chunked).assess([("user", "hi")]).decision == "continue"
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+@pytest.mark.parametrize("victim", ["model.onnx", "model.fp32.onnx"])
+def test_tampered_chunk_is_refused(chunked: Path, victim: str, where: float) -> None:
+    data = bytearray((chunked / victim).read_bytes())
+    at = int(len(data) * where)
+    data[at] ^= 0x01
+    (chunked / victim).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{victim}: sha256 of bytes {at // 4096 * 4096}-.* does not match"):
+        Guard.load(chunked)
+    assert cli_main(["inspect", "--bundle", str(chunked), "--json"]) == 1
+
+
+@pytest.mark.parametrize("change", ["append", "truncate"])
+def test_resized_chunked_file_is_refused(chunked: Path, change: str) -> None:
+    path = chunked / "model.fp32.onnx"
+    data = path.read_bytes()
+    path.write_bytes(data + b"\0" * 5000 if change == "append" else data[:-5000])
+    with pytest.raises(BundleError, match="model.fp32.onnx: sha256 .*does not match"):
+        Guard.load(chunked)
+
+
+def test_chunk_digests_must_be_well_formed(chunked: Path) -> None:
+    d = json.loads((chunked / "bundle.json").read_text())
+    d["chunks"]["model.fp32.onnx"]["sha256"] = ["nope"]
+    (chunked / "bundle.json").write_text(json.dumps(d))
+    with pytest.raises(BundleError, match="chunks of 'model.fp32.onnx' need"):
+        Guard.load(chunked)
 
 
 def test_verify_loaded_checks_only_what_is_read(copy: Path) -> None:
