@@ -31,6 +31,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.config import ConfigError, load_config
+from pipeline.outlier_channels import FP32_SUFFIX as OUTLIER_FP32_SUFFIX
+from pipeline.outlier_channels import split_outlier_channels
+from pipeline.outlier_channels import summary as outlier_summary
 from pipeline.splits import read_split
 from pipeline.test_logits import load_test_logits
 from serving.bundle import MODEL_FILES, TOKENIZER_FILE, write_manifest
@@ -172,11 +175,13 @@ def quantize_int8(
     per_channel: bool = True,
     reduce_range: bool = False,
     exclude_patterns: Sequence[str] = (),
+    always_fp32: Sequence[str] = (),
 ) -> list[str]:
     """Dynamic int8 quantisation of the weights (activations quantised at run time).
 
     Nodes whose name matches one of `exclude_patterns` (regexes) stay fp32: the
     knob for layers whose activations quantise badly. Returns the excluded names.
+    `always_fp32` names nodes kept fp32 by construction (the outlier-channel side paths), not reported.
     """
     import re
 
@@ -184,7 +189,7 @@ def quantize_int8(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     names = [n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node]
-    excluded = [n for n in names if any(re.search(p, n) for p in exclude_patterns)]
+    excluded = [n for n in names if any(re.search(p, n) for p in exclude_patterns) and n not in always_fp32]
 
     root = logging.getLogger()
     level = root.level
@@ -196,7 +201,7 @@ def quantize_int8(
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=excluded,
+            nodes_to_exclude=[*excluded, *always_fp32],
         )
     finally:
         root.setLevel(level)
@@ -249,6 +254,17 @@ def collect_windows(conversations: Sequence[Conversation], encoder: WindowEncode
             tw.conv_index.append(ci)
             tw.turn_index.append(ti)
     return tw
+
+
+def calibration_windows(split_path: Path, encoder: WindowEncoder, limit: int) -> list:
+    """Up to `limit` windows spread evenly over a split (valid: choices made at export never see test)."""
+    if not split_path.is_file():
+        raise ExportError(f"{split_path}: calibration split not found (export.quantization.outlier_channels)")
+    windows = collect_windows(read_split(str(split_path)), encoder).windows
+    if not windows:
+        raise ExportError(f"{split_path}: no windows to calibrate the outlier channels on")
+    step = max(1, len(windows) // max(1, limit))
+    return windows[::step][:limit]
 
 
 def _batches(windows: Sequence, batch_size: int) -> list[list[int]]:
@@ -417,23 +433,42 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
 
     log.info("exporting %s to ONNX (opset %d)", args.checkpoint, cfg["opset"])
     export_onnx(inputs.model, fp32_path, opset=int(cfg["opset"]))
+    shutil.copyfile(inputs.tokenizer_file, work / TOKENIZER_FILE)
+    encoder = WindowEncoder.from_file(str(work / TOKENIZER_FILE), inputs.window)
     q = cfg.get("quantization") or {}
+    to_quantize, split = fp32_path, {}
+    oc = q.get("outlier_channels") or {}
+    if oc.get("enabled", False):
+        calib = calibration_windows(Path(args.calibration_split), encoder, int(oc.get("calibration_windows", 3000)))
+        to_quantize = bundle_dir.with_name(bundle_dir.name + ".split.onnx")  # not part of the bundle
+        split = split_outlier_channels(
+            fp32_path,
+            to_quantize,
+            calib,
+            encoder.pad_id,
+            patterns=list(oc["matmuls"]),
+            ratio=float(oc.get("ratio", 2.0)),
+            max_channels=int(oc.get("max_per_matmul", 8)),
+        )
+        log.info("outlier input channels kept fp32 (%d calibration windows): %s", len(calib), outlier_summary(split))
     log.info("quantising to int8 (per_channel=%s)", q.get("per_channel", True))
-    excluded = quantize_int8(
-        fp32_path,
-        int8_path,
-        per_channel=bool(q.get("per_channel", True)),
-        reduce_range=bool(q.get("reduce_range", False)),
-        exclude_patterns=list(q.get("exclude_patterns") or []),
-    )
+    try:
+        excluded = quantize_int8(
+            to_quantize,
+            int8_path,
+            per_channel=bool(q.get("per_channel", True)),
+            reduce_range=bool(q.get("reduce_range", False)),
+            exclude_patterns=list(q.get("exclude_patterns") or []),
+            always_fp32=[name + OUTLIER_FP32_SUFFIX for name in split],
+        )
+    finally:
+        if to_quantize != fp32_path:
+            to_quantize.unlink(missing_ok=True)
     if excluded:
         log.info("kept in fp32 (quantization.exclude_patterns): %d nodes", len(excluded))
     if q.get("preoptimize"):
         preoptimize(int8_path, str(q["preoptimize"]))
         log.info("int8 graph pre-optimised (%s) for faster session start", q["preoptimize"])
-    shutil.copyfile(inputs.tokenizer_file, work / TOKENIZER_FILE)
-
-    encoder = WindowEncoder.from_file(str(work / TOKENIZER_FILE), inputs.window)
     tw = collect_windows(conversations, encoder)
     par = cfg.get("parity") or {}
     bs = int(par.get("batch_size", 64))
@@ -478,6 +513,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
             },
             "opset": int(cfg["opset"]),
             "per_channel": bool(q.get("per_channel", True)),
+            "int8_outlier_channels": outlier_summary(split),
             "seconds": round(time.perf_counter() - t0, 1),
             "scoring_seconds": timings,
             "torch_logits": torch_source,
@@ -508,6 +544,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
                 "per_channel": bool(q.get("per_channel", True)),
                 "reduce_range": bool(q.get("reduce_range", False)),
                 "excluded_nodes": excluded,
+                "outlier_channels_fp32": split,
                 "preoptimized": q.get("preoptimize") or None,
             },
             "parity": {k: metrics[k] for k in ("fp32_max_abs_logit", "int8_decision_agreement", "int8_max_abs_prob")},
@@ -535,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="models/checkpoint")
     p.add_argument("--thresholds", default="models/thresholds.json")
     p.add_argument("--test-split", default="data/splits/test.parquet")
+    p.add_argument(
+        "--calibration-split",
+        default="data/splits/valid.parquet",
+        help="where the int8 outlier channels are chosen (export.quantization.outlier_channels)",
+    )
     p.add_argument(
         "--torch-logits",
         default="models/test_logits.npz",

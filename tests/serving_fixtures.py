@@ -153,6 +153,8 @@ def exported_bundle(root: str, tokenizer_path: str) -> Path:
             str(thresholds),
             "--test-split",
             str(split),
+            "--calibration-split",
+            str(split),  # a random model: which split picks its int8 outlier channels does not matter
             "--bundle",
             str(bundle),
             "--metrics",

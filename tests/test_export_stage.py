@@ -18,6 +18,7 @@ from tests.serving_fixtures import REPO_ROOT, build_checkpoint, write_test_split
 def _args(root: Path, ckpt: Path, thresholds: Path, split: Path, config_dir: Path) -> list[str]:
     return [
         "--checkpoint", str(ckpt), "--thresholds", str(thresholds), "--test-split", str(split),
+        "--calibration-split", str(split),
         "--bundle", str(root / "bundle"), "--metrics", str(root / "export.json"), "--lock", str(root / "none.lock"),
         "--config-dir", str(config_dir), "--profile", "default", "--torch-logits", str(root / "test_logits.npz"),
     ]  # fmt: skip
