@@ -85,3 +85,15 @@ def test_incremental_assembly_matches_whole(enc: WindowEncoder, turns: list[tupl
         ids = enc.tokenize_turn(role, text)
         assert enc.assemble(cache, ids) == expected
         cache = (cache + [ids])[-enc.spec.max_turns :]
+
+
+def test_a_callers_tokenizer_is_left_as_it_was(base_tokenizer_path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(base_tokenizer_path))
+    tok.enable_truncation(8)
+    enc = WindowEncoder(tok, WindowSpec())
+    assert tok.truncation is not None and tok.truncation["max_length"] == 8
+    assert enc.tokenizer.truncation is None and enc.tokenizer.padding is None
+    from_file = WindowEncoder.from_file(str(base_tokenizer_path), WindowSpec())
+    assert from_file.tokenize_turn("user", "hello there") == enc.tokenize_turn("user", "hello there")
