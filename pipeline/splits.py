@@ -2,6 +2,8 @@
 
 Nested turns are stored as a list of structs; `meta` dicts are stored as JSON
 strings because their keys differ between sources and Arrow needs one schema.
+Only writing imports 🤗 datasets: reading is plain pyarrow, so `train` runs where datasets is not
+installed (a bare GPU image, say).
 """
 
 from __future__ import annotations
@@ -12,30 +14,33 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from datasets import Dataset, Features, List, Value
-from datasets.utils import disable_progress_bars
 
 from serving.schema import Conversation, Turn, parse_conversation
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
-FEATURES = Features(
-    {
-        "id": Value("string"),
-        "source": Value("string"),
-        "category": Value("string"),
-        "end_at": Value("int32"),
-        "turns": List(
-            {
-                "role": Value("string"),
-                "text": Value("string"),
-                "labels": List(Value("string")),
-                "meta": Value("string"),
-            }
-        ),
-        "meta": Value("string"),
-    }
-)
+
+def _features():
+    """The split schema (a function so that reading a split does not import datasets)."""
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "id": Value("string"),
+            "source": Value("string"),
+            "category": Value("string"),
+            "end_at": Value("int32"),
+            "turns": List(
+                {
+                    "role": Value("string"),
+                    "text": Value("string"),
+                    "labels": List(Value("string")),
+                    "meta": Value("string"),
+                }
+            ),
+            "meta": Value("string"),
+        }
+    )
 
 
 def _row(c: Conversation) -> dict[str, Any]:
@@ -57,10 +62,14 @@ def write_split(conversations: Iterable[Conversation], path: str | Path) -> int:
     rows = [_row(c) for c in conversations]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from datasets import Dataset
+    from datasets.utils import disable_progress_bars
+
+    features = _features()
     ds = (
-        Dataset.from_list(rows, features=FEATURES)
+        Dataset.from_list(rows, features=features)
         if rows
-        else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+        else Dataset.from_dict({k: [] for k in features}, features=features)
     )
     disable_progress_bars()
     ds.to_parquet(str(path))

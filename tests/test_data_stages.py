@@ -362,3 +362,13 @@ def test_convabuse_original_split(tmp_path: Path) -> None:
     assert report["dropped_for_leakage"] == len([r for r in rows_train if r[1] == "100.0"])
     labelled = [c for c in train if c.category == "abuse"]
     assert labelled and all(c.turns[-1].labels == ("abuse",) for c in labelled)
+
+
+def test_training_imports_without_datasets() -> None:
+    """`train` reads splits with pyarrow alone, so it runs on an image without 🤗 datasets (a bare GPU box)."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.train, pipeline.splits; sys.exit('datasets' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, "importing pipeline.train pulled in datasets"
