@@ -240,13 +240,15 @@ def fit(
     pw = torch.tensor(pw_np, device=ctx.device)
     decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
     no_decay = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "layer_norm"))]
+    # Fused AdamW on CPU too: one kernel per step instead of a loop over 100 tensors. On this 2-core CPU the
+    # step fell from ~165 to ~25 ms (of ~1.1 s per batch of 16); the update rule is the same.
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": float(opt_cfg.get("weight_decay", 0.0))},
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=float(opt_cfg["lr"]),
-        **({"fused": True} if ctx.device.type == "cuda" else {}),
+        **({"fused": True} if ctx.device.type in ("cuda", "cpu") else {}),
     )
     batch_size = int(opt_cfg["batch_size"])
     epochs = int(opt_cfg["epochs"])
