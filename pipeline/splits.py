@@ -59,12 +59,12 @@ def _row(c: Conversation) -> dict[str, Any]:
 
 def write_split(conversations: Iterable[Conversation], path: str | Path) -> int:
     """Write conversations to one Parquet file; returns the row count."""
-    rows = [_row(c) for c in conversations]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from datasets import Dataset
     from datasets.utils import disable_progress_bars
 
+    rows = [_row(c) for c in conversations]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     features = _features()
     ds = (
         Dataset.from_list(rows, features=features)

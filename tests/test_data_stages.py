@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -366,9 +368,6 @@ def test_convabuse_original_split(tmp_path: Path) -> None:
 
 def test_training_imports_without_datasets() -> None:
     """`train` reads splits with pyarrow alone, so it runs on an image without 🤗 datasets (a bare GPU box)."""
-    import subprocess
-    import sys
-
     code = "import sys, pipeline.train, pipeline.splits; sys.exit('datasets' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert proc.returncode == 0, "importing pipeline.train pulled in datasets"
