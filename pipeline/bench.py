@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.config import ConfigError, active_profile, load_config
 from pipeline.roofline import describe as describe_roofline
-from pipeline.roofline import roofline
+from pipeline.roofline import gemm_peak_gops, roofline
 from serving import bench as sbench
 from serving.bundle import MODEL_FILES
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
@@ -190,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
+    peaks_before = gemm_peak_gops()  # the roofline takes another after the latency runs (host speed drifts)
     log.info("ONNX engines (int8, fp32) from %s", args.bundle)
     result = sbench.run_bench(
         args.bundle,
@@ -213,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.bundle) / MODEL_FILES["fp32"],
         result["windows"],
         {t: v["p50_ms"] for t, v in i8["latency"].items()} if i8 else None,
+        peak_samples=[peaks_before],
     )
     result["criteria"] = criteria(result)
     result["seconds"] = round(time.perf_counter() - t0, 1)

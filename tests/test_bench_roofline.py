@@ -44,3 +44,9 @@ def test_roofline_report_shape(bundle: str) -> None:
     assert r["floor_share_of_p50"]["64"] == pytest.approx(r["int8_floor_ms"]["64"] / 2.0, abs=1e-3)
     assert r["int8_gops_needed_for_5ms_at_64"] > 0
     assert any("64 tok" in line for line in describe(r))
+
+
+def test_best_peaks_takes_the_fastest_sample_per_kernel() -> None:
+    from pipeline.roofline import best_peaks
+
+    assert best_peaks([{"fp32": 50.0, "int8": 220.0}, {"fp32": 60.0, "int8": 140.0}]) == {"fp32": 60.0, "int8": 220.0}
