@@ -21,6 +21,7 @@ from typing import Any
 from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
+from serving.rescore import RescoreConfig
 from serving.window import WindowSpec
 
 FORMAT_VERSION = 1
@@ -111,6 +112,8 @@ class BundleManifest:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Per-chunk digests of large files (optional; `files` keeps the whole-file sha256 of every file).
     chunks: Mapping[str, ChunkDigests] = field(default_factory=dict)
+    #: Optional: which bundle model re-scores turns near a threshold, and how near (serving/rescore.py).
+    rescore: RescoreConfig | None = None
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -131,6 +134,7 @@ class BundleManifest:
             "data_version": self.data_version,
             "created_at": self.created_at,
             "extra": dict(self.extra),
+            **({"rescore": self.rescore.to_dict()} if self.rescore is not None else {}),
         }
 
     @classmethod
@@ -164,6 +168,14 @@ class BundleManifest:
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{source}: {exc}") from None
         chunks = _parse_chunks(d.get("chunks") or {}, files, source)
+        rescore = None
+        if d.get("rescore") is not None:
+            try:
+                rescore = RescoreConfig.from_dict(d["rescore"])
+            except ValueError as exc:
+                raise BundleError(f"{source}: {exc}") from None
+            if rescore.model not in files:
+                raise BundleError(f"{source}: rescore.model {rescore.model!r} is not a file of this bundle")
         temps = dict(d.get("temperatures") or {})
         for name, t in temps.items():
             if name not in MODEL_LABELS:
@@ -183,6 +195,7 @@ class BundleManifest:
             format_version=version,
             extra=dict(d.get("extra") or {}),
             chunks=chunks,
+            rescore=rescore,
         )
 
 
@@ -221,6 +234,7 @@ def write_manifest(
     created_at: str | None = None,
     extra: Mapping[str, Any] | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    rescore: RescoreConfig | None = None,
 ) -> BundleManifest:
     """Hash every file already in `bundle_dir` (and each `chunk_bytes` chunk of the large ones) and write
     `bundle.json` beside them."""
@@ -247,7 +261,10 @@ def write_manifest(
         created_at=created_at,
         extra=dict(extra or {}),
         chunks=chunks,
+        rescore=rescore,
     )
+    if rescore is not None and rescore.model not in files:
+        raise BundleError(f"{bundle_dir}: rescore.model {rescore.model!r} is not a file of this bundle")
     tmp = bundle_dir / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, bundle_dir / MANIFEST)

@@ -31,6 +31,7 @@ from serving.decision import Decision, TurnResult
 from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS, ROLES, role_scores
 from serving.policy import PolicyConfig, PolicyState, step
+from serving.rescore import RescoreConfig, near_threshold
 from serving.session import OnnxModel
 from serving.window import WindowEncoder, WindowSpec, pad_batch
 
@@ -141,7 +142,11 @@ class Guard:
         manifest: BundleManifest | None = None,
         bundle_dir: str | Path | None = None,
         batch_size: int = 32,
+        rescore: RescoreConfig | None = None,
+        rescore_model: Callable[[], OnnxModel] | OnnxModel | None = None,
     ) -> None:
+        """`rescore` + `rescore_model` (a model, or a factory called once on first need): turns whose score
+        lies within `rescore.margin` of a threshold are scored again by that model (serving/rescore.py)."""
         self.model = model
         self.encoder = encoder
         self.policy = policy
@@ -152,6 +157,11 @@ class Guard:
         self.batch_size = max(1, int(batch_size))
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self.rescore = rescore if rescore_model is not None else None
+        self._rescore_model: OnnxModel | None = rescore_model if isinstance(rescore_model, OnnxModel) else None
+        self._rescore_factory = None if isinstance(rescore_model, OnnxModel) else rescore_model
+        self._rescore_lock = threading.Lock()
+        self._rescore_error: Exception | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -165,6 +175,7 @@ class Guard:
         verify: bool | str = True,
         batch_size: int = 32,
         hash_cache: HashCache | None = None,
+        rescore: bool | str = True,
     ) -> Guard:
         """Load a bundle, refusing it if any file's sha256 differs from bundle.json.
 
@@ -175,8 +186,13 @@ class Guard:
         `hash_cache`: digests already checked by an earlier process, trusted while a file's device, inode,
         size, mtime and ctime are unchanged (default: the per-user cache, `ESCALATION_GUARD_HASH_CACHE=off`
         disables it; serving/hash_cache.py).
+        `rescore`: when the bundle names a re-scoring model (bundle.json `rescore`, serving/rescore.py), turns
+        near a threshold are scored again by it: True builds its session on first need (a fresh process stays
+        small and fast to start), "eager" at load (a server: no first-use pause), False never.
         """
         bundle_dir = Path(bundle_dir)
+        if rescore not in (True, False, "eager"):
+            raise ValueError(f"rescore must be True, False or 'eager', got {rescore!r}")
         if verify not in (True, False, "loaded"):
             raise ValueError(f"verify must be True, False or 'loaded', got {verify!r}")
         manifest = read_manifest(bundle_dir, verify=False)
@@ -215,7 +231,19 @@ class Guard:
             pending.result()  # BundleError: a listed file is missing or modified
         if cache is not None:
             cache.save()
-        return cls(
+        rs = manifest.rescore if rescore and manifest.rescore and manifest.rescore.model != filename else None
+        factory = None
+        if rs is not None:
+            rs_path, rs_checked = bundle_dir / rs.model, rs.model in names or verify is False
+
+            def factory() -> OnnxModel:
+                if not rs_checked:  # verify="loaded": this file is read only now, so it is checked only now
+                    late = hash_cache if hash_cache is not None else HashCache.default()
+                    verify_files(bundle_dir, manifest, [rs.model], late, workers)
+                    late.save()
+                return OnnxModel(rs_path, threads=threads, providers=providers)
+
+        guard = cls(
             onnx,
             encoder,
             manifest.policy,
@@ -223,7 +251,12 @@ class Guard:
             manifest=manifest,
             bundle_dir=bundle_dir,
             batch_size=batch_size,
+            rescore=rs,
+            rescore_model=factory,
         )
+        if rs is not None and rescore == "eager":
+            guard._rescorer()
+        return guard
 
     @property
     def window(self) -> WindowSpec:
@@ -247,25 +280,75 @@ class Guard:
         return TurnResult.failed(index, role, msg[:500])
 
     # ------------------------------------------------------------------ scoring
-    def score_windows(self, windows: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray | str]:
+    def score_windows(
+        self, windows: Sequence[tuple[list[int], list[int]]], roles: Sequence[str] | None = None
+    ) -> list[np.ndarray | str]:
         """Calibrated probabilities per window (a row of MODEL_LABELS), or an error message for a window that failed.
 
         Batches are formed from windows of similar length to cut padding; a failing
         batch is retried window by window so one bad window degrades only itself.
+        With `roles` (the scored turn's role per window) and re-scoring on, windows near a threshold are scored
+        again by the re-scoring model.
         """
+        out = self._score_with(self.model, windows)
+        if self.rescore is not None and roles is not None:
+            self._rescore_near(windows, roles, out)
+        return out
+
+    def _rescorer(self) -> OnnxModel:
+        with self._rescore_lock:  # one build, however many threads need it at once
+            if self._rescore_model is None:
+                if self._rescore_error is not None:  # failed once (e.g. a modified file): do not retry per turn
+                    raise self._rescore_error
+                assert self._rescore_factory is not None
+                try:
+                    self._rescore_model = self._rescore_factory()
+                except Exception as exc:
+                    self._rescore_error = exc
+                    raise
+            return self._rescore_model
+
+    def _rescore_near(
+        self, windows: Sequence[tuple[list[int], list[int]]], roles: Sequence[str], out: list[np.ndarray | str]
+    ) -> None:
+        assert self.rescore is not None
+        ok = [i for i, row in enumerate(out) if isinstance(row, np.ndarray)]
+        if not ok:
+            return
+        near = near_threshold(
+            np.stack([out[i] for i in ok]), [roles[i] for i in ok], self.policy.thresholds, self.rescore.margin
+        )
+        todo = [i for i, n in zip(ok, near, strict=True) if n]
+        if not todo:
+            return
+        try:
+            model = self._rescorer()
+        except Exception as exc:  # noqa: BLE001 - the int8 scores stand; never fail a turn for this
+            log.error("re-scoring model unavailable, keeping the primary scores: %s", exc)
+            self._count("rescore_failed", len(todo))
+            return
+        again = self._score_with(model, [windows[i] for i in todo])
+        for i, row in zip(todo, again, strict=True):
+            if isinstance(row, np.ndarray):
+                out[i] = row
+            else:
+                self._count("rescore_failed")
+        self._count("rescored", len(todo))
+
+    def _score_with(self, model: OnnxModel, windows: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray | str]:
         out: list[np.ndarray | str] = [""] * len(windows)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
             try:
-                rows = self._run([windows[i] for i in idx])
+                rows = self._run([windows[i] for i in idx], model)
             except Exception as exc:  # noqa: BLE001 - any runtime failure degrades, never ends
                 if len(idx) == 1:
                     out[idx[0]] = f"model: {type(exc).__name__}: {exc}"
                     continue
                 for i in idx:
                     try:
-                        out[i] = self._run([windows[i]])[0]
+                        out[i] = self._run([windows[i]], model)[0]
                     except Exception as exc1:  # noqa: BLE001
                         out[i] = f"model: {type(exc1).__name__}: {exc1}"
                 continue
@@ -276,9 +359,9 @@ class Guard:
                 out[i] = "model: non-finite scores"
         return out
 
-    def _run(self, windows: Sequence[tuple[list[int], list[int]]]) -> np.ndarray:
+    def _run(self, windows: Sequence[tuple[list[int], list[int]]], model: OnnxModel | None = None) -> np.ndarray:
         ids, mask, types = pad_batch(windows, self.encoder.pad_id)
-        logits = self.model.run(np.asarray(ids), np.asarray(mask), np.asarray(types))
+        logits = (model or self.model).run(np.asarray(ids), np.asarray(mask), np.asarray(types))
         if logits.ndim != 2 or logits.shape != (len(windows), len(MODEL_LABELS)):
             raise RuntimeError(
                 f"model returned logits of shape {logits.shape}, expected ({len(windows)}, {len(MODEL_LABELS)})"
@@ -313,7 +396,7 @@ class Guard:
             return self._degrade(index, role, "tokenizer", exc)
         window = self.encoder.assemble(state.context, ids)
         state.context.append(ids)
-        (row,) = self.score_windows([window])
+        (row,) = self.score_windows([window], [role])
         return self._step(state.policy, index, role, row)
 
     def _step(self, pstate: PolicyState, index: int, role: str, row: np.ndarray | str | None) -> TurnResult:
@@ -368,6 +451,7 @@ class Guard:
 
         # 2. assemble windows exactly as observe would
         windows: list[tuple[list[int], list[int]]] = []
+        window_roles: list[str] = []
         window_of: dict[tuple[int, int], int] = {}
         for c, (_, turns) in enumerate(prepared):
             context: deque[list[int]] = deque(maxlen=self.window.max_turns)
@@ -378,13 +462,14 @@ class Guard:
                 if roles[(c, t)] != "system":
                     window_of[(c, t)] = len(windows)
                     windows.append(self.encoder.assemble(context, ids))
+                    window_roles.append(roles[(c, t)])
                     context.append(ids)
 
         # 3. score in chunks (progress per chunk)
         rows: list[np.ndarray | str] = []
         chunk = max(self.batch_size * 8, 256)
         for lo in range(0, len(windows), chunk):
-            rows.extend(self.score_windows(windows[lo : lo + chunk]))
+            rows.extend(self.score_windows(windows[lo : lo + chunk], window_roles[lo : lo + chunk]))
             if progress is not None:
                 progress(min(chunk, len(windows) - lo))
 

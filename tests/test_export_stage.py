@@ -82,7 +82,8 @@ def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer
     (configs / "export.yaml").write_text(yaml.safe_dump(cfg))
     assert export.main([*_args(tmp_path, ckpt, thresholds, split, configs), "--no-mlflow"]) == 1
     metrics = json.loads((tmp_path / "export.json").read_text())
-    assert metrics["passed"] is False and "int8 decision agreement" in metrics["failures"][0]
+    assert metrics["passed"] is False and "served decision agreement" in metrics["failures"][0]
+    assert metrics["decision_agreement_gated"] == "served_decision_agreement"
     assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.tmp").exists()
     # not enforced (e.g. the smoke profile's random model): recorded, bundle kept
     cfg["export"]["parity"]["enforce"] = False
