@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "conversations": len(test),
         "turns": n_turns,
         "degraded_turns": degraded,
+        # turns near a threshold that the bundle's fp32 model scored again (serving/rescore.py)
+        "rescore": guard.rescore.to_dict() if guard.rescore is not None else None,
+        "rescored_turns": guard.stats().get("rescored", 0),
         "seconds": round(seconds, 2),
         "turns_per_s": round(n_turns / max(seconds, 1e-9), 1),
         "matches_evaluate": matches,
@@ -156,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     ov = replay["overall"]
     print(
-        f"serving replay ({mode}, {out['model']}): {len(test)} conversations, {n_turns} turns in {seconds:.1f}s; "
+        f"serving replay ({mode}, {out['model']}, {out['rescored_turns']} turns re-scored): "
+        f"{len(test)} conversations, {n_turns} turns in {seconds:.1f}s; "
         f"FTR {ov['false_termination_rate']:.4f}, recall {ov['termination_recall']}, early {ov['early_terminations']}, "
         f"median lateness {ov['lateness_median']}, self-harm ended {replay['self_harm_ended']}; "
         f"matches evaluate: {matches}; gates passed: {grep['passed']}"

@@ -58,7 +58,13 @@ def _progress(total: int, enabled: bool):
 def cmd_score(args: argparse.Namespace) -> int:
     from serving.guard import Guard
 
-    guard = Guard.load(args.bundle, model=args.model, threads=args.threads, batch_size=args.batch_size)
+    guard = Guard.load(
+        args.bundle,
+        model=args.model,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        rescore=not args.no_rescore,
+    )
     src = Path(args.input)
     if not src.is_file():
         print(f"error: {src}: input file not found", file=sys.stderr)
@@ -136,6 +142,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print("temperatures  " + ("  ".join(f"{k}={v:.3f}" for k, v in d["temperatures"].items()) or "(none: T=1)"))
     pol = {k: v for k, v in d["policy"].items() if k != "thresholds"}
     print("policy        " + "  ".join(f"{k}={v}" for k, v in pol.items()))
+    if d.get("rescore"):
+        r = d["rescore"]
+        print(
+            f"rescore       by {r['model']} within {r['margin']:.3f} of a threshold (calibrated logit; {r['source']})"
+        )
     for name, sha in d["files"].items():
         size = (Path(args.bundle) / name).stat().st_size if (Path(args.bundle) / name).exists() else 0
         print(f"file          {name:<18} {size / 2**20:8.2f} MB  sha256 {sha}")
@@ -188,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32, help="windows per model call (across conversations)")
     s.add_argument("--chunk", type=int, default=256, help="conversations read per batch")
     s.add_argument("--strict", action="store_true", help="exit 1 if any input line was invalid")
+    s.add_argument(
+        "--no-rescore", action="store_true", help="the model alone: no fp32 re-scoring of turns near a threshold"
+    )
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_score)
 

@@ -60,6 +60,8 @@ class Settings:
     feedback_path: str = "data/feedback/feedback.jsonl"
     #: sha256 check at load: true = every bundle file, "loaded" = only the files this server reads
     verify: bool | str = True
+    #: re-score turns near a threshold with the bundle's fp32 model (serving/rescore.py), built at start-up
+    rescore: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -338,6 +340,9 @@ def serve(settings: Settings) -> None:
         threads=settings.threads,
         providers=settings.providers,
         verify=settings.verify,
+        rescore="eager"
+        if settings.rescore
+        else False,  # a server pays for the second session at start, not mid-request
     )
     app = create_app(guard, settings)
     log.info("bundle %s (%s) loaded and warmed up in %.2fs", settings.bundle, settings.model, time.perf_counter() - t0)
