@@ -216,7 +216,7 @@ class FeedbackWriter:
 def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
     """The service around one loaded Guard (shared by all requests; it is thread-safe)."""
     settings = settings or Settings()
-    metrics = ServingMetrics()
+    metrics = ServingMetrics(guard.stats)
     feedback = FeedbackWriter(settings.feedback_path)
     app = FastAPI(title="escalation-guard", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.guard, app.state.settings, app.state.metrics = guard, settings, metrics

@@ -164,8 +164,28 @@ def test_health_readiness_and_metrics(service) -> None:
         'escalation_guard_errors_total{kind="http_400"}',
         "escalation_guard_degraded_turns_total",
         "escalation_guard_ready 1.0",
+        "escalation_guard_rescored_turns_total",
+        "escalation_guard_rescore_failures_total 0.0",
     ):
         assert needle in text, needle
+
+
+def test_metrics_count_the_turns_the_guard_rescored(service) -> None:
+    from serving.rescore import RescoreConfig
+
+    client, _ = service
+    guard = client.app.state.guard
+    assert guard.rescore is not None  # the exported bundle ships a margin
+    saved = guard.rescore
+    try:
+        guard.rescore = RescoreConfig(saved.model, 1e9)  # every turn near a threshold
+        before = guard.stats().get("rescored", 0)
+        client.post("/v1/assess", json={"turns": PERSISTENT})
+        after = guard.stats()["rescored"]
+    finally:
+        guard.rescore = saved
+    assert after - before == len(PERSISTENT)
+    assert f"escalation_guard_rescored_turns_total {float(after)}" in client.get("/metrics").text
 
 
 def test_feedback_is_appended_durably_and_concurrently(service) -> None:
