@@ -321,6 +321,10 @@ def print_table(result: dict[str, Any], baseline: str | None = None) -> None:
         row += f"{e.get('cold_start_hash_cached', {}).get('process_wall_s', float('nan')):>10.2f}"
         print(row)
     print("window tokens: " + ", ".join(f"~{k}: {v}" for k, v in result["windows"].items()))
+    for name, e in engines.items():
+        if "latency_rescored_turn" in e:
+            lat = ", ".join(f"~{t} tok {v['p50_ms']:.2f}" for t, v in e["latency_rescored_turn"].items())
+            print(f"{name}: a turn re-scored by {e['rescore']['model']} (near a threshold), p50 ms: {lat}")
     if baseline and baseline in engines:
         base = engines[baseline]
         for name, e in engines.items():
