@@ -174,7 +174,14 @@ def test_unknown_model_name(bundle) -> None:
 def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> None:
     assert cli_main(["inspect", "--bundle", str(bundle)]) == 0
     out = capsys.readouterr().out
-    for text in ("harmful_request=0.200", "min_flagged=3", "model.onnx", "tiny-random-bert", "integrity     ok"):
+    for text in (
+        "harmful_request=0.200",
+        "min_flagged=3",
+        "model.onnx",
+        "tiny-random-bert",
+        "rescore       by model.fp32.onnx within",
+        "integrity     ok",
+    ):
         assert text in out
     (copy / "model.onnx").write_bytes(b"not a model")
     assert cli_main(["inspect", "--bundle", str(copy), "--json"]) == 1

@@ -74,6 +74,17 @@ def test_batch_size_one_is_identical_to_live_scoring(bundle, tmp_path: Path) -> 
         assert [t["action"] for t in rec["turns"]] == [r.action for r in live]
 
 
+def test_no_rescore_scores_with_the_int8_model_alone(bundle, tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in sample_records()))
+    args = ["score", "--bundle", str(bundle), "--input", str(inp), "--output", str(out), "--batch-size", "1"]
+    assert cli_main([*args, "--no-rescore", "--no-progress"]) == 0
+    guard = Guard.load(bundle, rescore=False, batch_size=1)
+    for rec, raw in zip((json.loads(x) for x in out.read_text().splitlines()), sample_records(), strict=True):
+        want = guard.assess([(t["role"], t["text"]) for t in raw["turns"]])
+        assert [t["scores"] for t in rec["turns"]] == [None if r.scores is None else dict(r.scores) for r in want.turns]
+
+
 def test_score_strict_and_missing_input(bundle, tmp_path: Path) -> None:
     inp = tmp_path / "in.jsonl"
     _write_input(inp)
