@@ -257,15 +257,19 @@ def collect_windows(conversations: Sequence[Conversation], encoder: WindowEncode
     return tw
 
 
-def calibration_windows(split_path: Path, encoder: WindowEncoder, limit: int) -> list:
-    """Up to `limit` windows spread evenly over a split (valid: choices made at export never see test)."""
+def calibration_windows(
+    split_path: Path, encoder: WindowEncoder, limit: int, purpose: str = "export.quantization.outlier_channels"
+) -> tuple[list, list[str]]:
+    """Up to `limit` windows spread evenly over a split, and their turns' roles (valid: choices made at export
+    never see test). `purpose` names the config that asked, for the error message."""
     if not split_path.is_file():
-        raise ExportError(f"{split_path}: calibration split not found (export.quantization.outlier_channels)")
-    windows = collect_windows(read_split(str(split_path)), encoder).windows
-    if not windows:
-        raise ExportError(f"{split_path}: no windows to calibrate the outlier channels on")
-    step = max(1, len(windows) // max(1, limit))
-    return windows[::step][:limit]
+        raise ExportError(f"{split_path}: calibration split not found ({purpose})")
+    convs = read_split(str(split_path))
+    tw = collect_windows(convs, encoder)
+    if not tw.windows:
+        raise ExportError(f"{split_path}: no calibration windows ({purpose})")
+    step = max(1, len(tw.windows) // max(1, limit))
+    return tw.windows[::step][:limit], window_roles(convs, tw)[::step][:limit]
 
 
 def _batches(windows: Sequence, batch_size: int) -> list[list[int]]:
@@ -402,24 +406,14 @@ def fit_rescore(
     threads: int,
 ) -> RescoreConfig:
     """The re-scoring margin: a quantile of int8's error on valid windows (never test), scored as served."""
-    if not calibration_split.is_file():
-        raise ExportError(f"{calibration_split}: calibration split not found (export.rescore)")
-    convs = read_split(str(calibration_split))
-    vw = collect_windows(convs, encoder)
-    roles = window_roles(convs, vw)
-    limit = int(cfg.get("calibration_windows", 3000))
-    step = max(1, len(vw.windows) // max(1, limit))
-    pick = list(range(0, len(vw.windows), step))[:limit]
-    if not pick:
-        raise ExportError(f"{calibration_split}: no windows to measure int8's error on")
-    wins = [vw.windows[i] for i in pick]
+    wins, roles = calibration_windows(
+        calibration_split, encoder, int(cfg.get("calibration_windows", 3000)), "export.rescore"
+    )
     temps = temperature_vector(temperatures)
     lf = onnx_logits(OnnxModel(fp32_path, threads=threads), wins, encoder.pad_id, 64, desc="rescore fp32")
     li = onnx_logits(OnnxModel(int8_path, threads=threads), wins, encoder.pad_id, 1, desc="rescore int8")
     quantile = float(cfg.get("quantile", 0.98))
-    margin = margin_from_errors(
-        scores_from_logits(li, temps), scores_from_logits(lf, temps), quantile, [roles[i] for i in pick]
-    )
+    margin = margin_from_errors(scores_from_logits(li, temps), scores_from_logits(lf, temps), quantile, roles)
     source = (
         f"quantile {quantile} of |int8 - fp32| calibrated logit over {len(wins)} windows of {calibration_split.name}"
     )
@@ -508,7 +502,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     to_quantize, split = fp32_path, {}
     oc = q.get("outlier_channels") or {}
     if oc.get("enabled", False):
-        calib = calibration_windows(Path(args.calibration_split), encoder, int(oc.get("calibration_windows", 3000)))
+        calib, _ = calibration_windows(Path(args.calibration_split), encoder, int(oc.get("calibration_windows", 3000)))
         to_quantize = bundle_dir.with_name(bundle_dir.name + ".split.onnx")  # not part of the bundle
         split = split_outlier_channels(
             fp32_path,
