@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import ConfigError, active_profile, load_config
+from pipeline.error_attribution import HEADS, attribute_all
 from pipeline.gates import check_gates, gates_report, log_gates
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split, split_path
@@ -183,6 +184,10 @@ def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mappi
         out[f"replay.{cat}.false_termination_rate"] = m["false_termination_rate"]
         if m.get("termination_recall") is not None:
             out[f"replay.{cat}.termination_recall"] = m["termination_recall"]
+    attribution = replay.get("error_attribution") or {}
+    for kind in ("missed", "early", "false_end"):
+        for k, v in (attribution.get(kind) or {}).get("overall", {}).items():
+            out[f"replay.errors.{kind}.{k}"] = v
     out["gates.passed"] = float(gates["passed"])
     return out
 
@@ -316,8 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- test: turn level and conversation replay
     turn = per_label(tprob, tws.labels, tws.mask, f1_thr)
     turn_at_policy = per_label(tprob, tws.labels, tws.mask, policy.thresholds)
-    test_actions = replay_all(policy, test, conversation_scores(test, tws, tprob))
+    tscores = conversation_scores(test, tws, tprob)
+    test_actions = replay_all(policy, test, tscores)
     replay = conversation_metrics(test, test_actions)
+    heads = [h for h, (_, labels) in HEADS.items() if not subset or set(labels) & set(subset)]
+    attribution = attribute_all(policy, test, tscores, heads)
+    replay["error_attribution"] = {k: v for k, v in attribution.items() if k != "rows"}
     baseline = json.loads(Path(args.baseline).read_text()) if Path(args.baseline).exists() else None
     ev = {
         "macro_f1": macro_f1(turn),
@@ -368,7 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ddir / "confusion.csv",
     )
     plots.reliability_plot(calibrated(tlog, {}), tprob, tws.labels, tws.mask, pdir / "reliability.png", ddir, bins)
-    tscores = conversation_scores(test, tws, tprob)
     examples = []
     for i in pick_timelines(replay["rows"], int(ecfg.get("timelines", 6))):
         r = replay["rows"][i]
@@ -386,6 +394,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     plots.timelines(examples, pdir / "timelines.png", ddir / "timelines.json", policy.thresholds)
     (ddir / "threshold_search.json").write_text(json.dumps(trace, indent=1) + "\n")
     (ddir / "confusion_matrix.json").write_text(json.dumps(confusion, indent=1) + "\n")
+    (ddir / "error_attribution.json").write_text(json.dumps(attribution["rows"], indent=1) + "\n")
+    missed = attribution["missed"]["overall"]
+    log.info(
+        "missed test ends (%d) fixed by one correct head alone: %s; needing several: %d",
+        missed["errors"],
+        ", ".join(f"{h} {missed[f'fixed_by_{h}']}" for h in heads),
+        missed["needs_several"],
+    )
 
     ov = replay["overall"]
     log.info(
@@ -432,6 +448,7 @@ def _log_to_mlflow(run_id, ckpt, args, ev, replay, grep, baseline, err_df, pdir,
         for name in ("eval.json", "replay.json", "gates.json"):
             tracking.retry(mlflow.log_artifact, str(Path(args.metrics_dir) / name), "metrics")
         tracking.retry(mlflow.log_artifacts, str(pdir), "plots")
+        tracking.retry(mlflow.log_artifact, str(Path(args.plots_data) / "error_attribution.json"), "metrics")
         tracking.retry(mlflow.log_table, err_df, "worst_errors.json")
         tracking.retry(mlflow.set_tags, {"gates_passed": str(grep["passed"]).lower(), "evaluated": "true"})
         tracking.retry(mlflow.log_artifacts, str(ckpt), "model")

@@ -81,10 +81,13 @@ def tiny_bert_config(vocab_size: int, max_positions: int = 512):
     )
 
 
-def build_model(name: str, *, seed: int | None = None):
+def build_model(name: str, *, seed: int | None = None, num_layers: int | None = None):
     """A sequence classifier with len(MODEL_LABELS) sigmoid outputs, and its tokenizer.
 
-    The seed is applied before the head is initialised so runs are reproducible.
+    The seed is applied before the head is initialised so runs are reproducible. `num_layers` keeps only the
+    bottom k encoder layers of a pretrained model (None: all). Why: per-turn latency and training time scale
+    with depth, and for fine-tuning, dropping the top layers costs least of any layer choice (Sajjad et al.,
+    "On the effect of dropping layers of pre-trained transformer models").
     """
     import torch
     from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
@@ -95,8 +98,14 @@ def build_model(name: str, *, seed: int | None = None):
     if seed is not None:
         torch.manual_seed(seed)
     id2label, label2id = label_maps()
+    if num_layers is not None and num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1 or null, got {num_layers}")
+    depth = {} if num_layers is None else {"num_hidden_layers": int(num_layers)}
     if base.weights is None:
-        model = BertForSequenceClassification(tiny_bert_config(tokenizer.get_vocab_size()))
+        config = tiny_bert_config(tokenizer.get_vocab_size())
+        if num_layers is not None:
+            config.num_hidden_layers = min(int(num_layers), config.num_hidden_layers)
+        model = BertForSequenceClassification(config)
     else:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         verbosity = hf_logging.get_verbosity()
@@ -108,6 +117,7 @@ def build_model(name: str, *, seed: int | None = None):
                 problem_type="multi_label_classification",
                 id2label=id2label,
                 label2id=label2id,
+                **depth,
             )
         finally:
             hf_logging.set_verbosity(verbosity)

