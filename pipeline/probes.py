@@ -1,0 +1,138 @@
+"""Behavioural probes: hand-written single turns, each group with the outcome the shipped scorer should give.
+
+Why: the template-disjoint test still shares the synthetic generator's habits, so a shortcut the generator
+teaches (a turn addressed to the assistant read as abuse) can hide inside a good test score. Probes written
+apart from the generator and named by behaviour (after detoxify's behavioural tests) show it directly. Each
+turn is scored alone by the bundle (`Guard`, what production runs) and compared with the bundle's policy
+thresholds: a probe passes when every `flags` label reaches its threshold and every `not` label stays below.
+
+    python -m pipeline.probes [--bundle models/bundle] [--probes data/probes/behaviour.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serving.labels import LABELS_BY_ROLE
+
+log = logging.getLogger(__name__)
+
+
+class ProbeError(ValueError):
+    """The probe file is malformed."""
+
+
+@dataclass(frozen=True)
+class ProbeGroup:
+    name: str
+    role: str
+    texts: tuple[str, ...]
+    flags: tuple[str, ...] = ()
+    not_flags: tuple[str, ...] = ()
+    why: str = ""
+
+
+def load_probes(path: str | Path) -> list[ProbeGroup]:
+    """Parse and check the probe file: known roles, labels the role can carry, non-empty texts."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    groups = []
+    for i, g in enumerate(doc.get("groups") or []):
+        where = f"{path}: group {i} ({g.get('name', '?')})"
+        role = g.get("role")
+        if role not in LABELS_BY_ROLE:
+            raise ProbeError(f"{where}: role must be one of {sorted(LABELS_BY_ROLE)}, got {role!r}")
+        expect = g.get("expect") or {}
+        flags, not_flags = tuple(expect.get("flags") or ()), tuple(expect.get("not") or ())
+        unknown = [x for x in flags + not_flags if x not in LABELS_BY_ROLE[role]]
+        if unknown or not (flags or not_flags):
+            raise ProbeError(
+                f"{where}: expect needs labels of a {role} turn {list(LABELS_BY_ROLE[role])}, got {unknown}"
+            )
+        texts = tuple(str(t) for t in g.get("texts") or ())
+        if not texts or not g.get("name"):
+            raise ProbeError(f"{where}: a name and at least one text are required")
+        groups.append(ProbeGroup(str(g["name"]), role, texts, flags, not_flags, str(g.get("why", ""))))
+    if not groups:
+        raise ProbeError(f"{path}: no probe groups")
+    return groups
+
+
+def judge(scores: Mapping[str, float], thresholds: Mapping[str, float], group: ProbeGroup) -> list[str]:
+    """The expectations one scored turn breaks (empty: it passes)."""
+    broken = [f"{k} {scores[k]:.2f} < {thresholds[k]:.2f}" for k in group.flags if scores[k] < thresholds[k]]
+    broken += [f"{k} {scores[k]:.2f} >= {thresholds[k]:.2f}" for k in group.not_flags if scores[k] >= thresholds[k]]
+    return broken
+
+
+def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
+    """Score every probe alone with `guard` (a serving.Guard) and summarise per group."""
+    thresholds = guard.manifest.thresholds
+    decisions = guard.assess_many(
+        [(f"{g.name}#{i}", [{"role": g.role, "text": t}]) for g in groups for i, t in enumerate(g.texts)]
+    )
+    out: dict[str, Any] = {"thresholds": dict(thresholds), "groups": {}}
+    k = 0
+    passed_all = total = 0
+    for g in groups:
+        failures = []
+        for text in g.texts:
+            turn = decisions[k].turns[0]
+            k += 1
+            broken = ["not scored: " + str(turn.error)] if turn.scores is None else judge(turn.scores, thresholds, g)
+            if broken:
+                failures.append({"text": text, "broken": broken})
+        n = len(g.texts)
+        passed_all += n - len(failures)
+        total += n
+        out["groups"][g.name] = {
+            "why": g.why,
+            "role": g.role,
+            "expect": {"flags": list(g.flags), "not": list(g.not_flags)},
+            "probes": n,
+            "passed": n - len(failures),
+            "pass_rate": (n - len(failures)) / n,
+            "failures": failures,
+        }
+    out["pass_rate"] = passed_all / total
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default="models/bundle")
+    parser.add_argument("--probes", default="data/probes/behaviour.yaml")
+    parser.add_argument("--output", default="metrics/probes.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from serving import Guard
+    from serving.bundle import BundleError
+
+    try:
+        groups = load_probes(args.probes)
+        guard = Guard.load(args.bundle, rescore=True)
+    except (ProbeError, BundleError, OSError) as exc:
+        print(f"probes failed: {exc}", file=sys.stderr)
+        return 1
+    result = run_probes(guard, groups)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for name, g in result["groups"].items():
+        log.info("%-32s %2d/%2d pass", name, g["passed"], g["probes"])
+        for f in g["failures"][:3]:
+            log.info("    %r: %s", f["text"][:60], "; ".join(f["broken"]))
+    log.info("behavioural probes: %.0f %% pass (written to %s)", 100 * result["pass_rate"], args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

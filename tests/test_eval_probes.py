@@ -1,0 +1,70 @@
+"""Behavioural probes: the probe file is checked, every probe is judged at the bundle's thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.probes import ProbeError, ProbeGroup, judge, load_probes, main, run_probes
+from tests.conftest import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "data" / "probes" / "behaviour.yaml"
+
+
+def test_shipped_probe_file_is_valid_and_covers_every_label() -> None:
+    groups = load_probes(SHIPPED)
+    named = {label for g in groups for label in g.flags + g.not_flags}
+    assert named == {"harmful_request", "abuse", "end_request", "self_harm_risk", "redirect"}
+    assert all(len(g.texts) >= 5 for g in groups)
+
+
+@pytest.mark.parametrize(
+    "group, message",
+    [
+        ({"name": "x", "role": "bot", "expect": {"flags": ["abuse"]}, "texts": ["hi"]}, "role"),
+        ({"name": "x", "role": "assistant", "expect": {"flags": ["abuse"]}, "texts": ["hi"]}, "expect"),
+        ({"name": "x", "role": "user", "expect": {}, "texts": ["hi"]}, "expect"),
+        ({"name": "x", "role": "user", "expect": {"not": ["abuse"]}, "texts": []}, "text"),
+    ],
+)
+def test_malformed_groups_are_refused(tmp_path: Path, group: dict, message: str) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text(json.dumps({"groups": [group]}))
+    with pytest.raises(ProbeError, match=message):
+        load_probes(p)
+
+
+def test_judge_names_each_broken_expectation() -> None:
+    g = ProbeGroup("end", "user", ("bye",), flags=("end_request",), not_flags=("self_harm_risk",))
+    thr = {"end_request": 0.9, "self_harm_risk": 0.2}
+    assert judge({"end_request": 0.95, "self_harm_risk": 0.1}, thr, g) == []
+    assert judge({"end_request": 0.5, "self_harm_risk": 0.3}, thr, g) == [
+        "end_request 0.50 < 0.90",
+        "self_harm_risk 0.30 >= 0.20",
+    ]
+
+
+def test_run_probes_on_a_real_bundle(guard, bundle: str, tmp_path: Path) -> None:
+    groups = [
+        ProbeGroup("always", "user", ("hello", "how are you"), not_flags=("end_request",)),
+        ProbeGroup("never", "assistant", ("Sure, here you go.",), flags=("redirect",)),
+    ]
+    # thresholds of 1.0 / 0.0 make the outcome certain whatever the tiny random model scores
+    thr = {**guard.manifest.thresholds, "end_request": 1.0, "redirect": 1.0}
+
+    class Patched:
+        manifest = type("M", (), {"thresholds": thr})()
+        assess_many = staticmethod(guard.assess_many)
+
+    out = run_probes(Patched(), groups)
+    assert out["groups"]["always"]["passed"] == 2 and out["groups"]["never"]["passed"] == 0
+    assert out["groups"]["never"]["failures"][0]["text"] == "Sure, here you go."
+    assert out["pass_rate"] == pytest.approx(2 / 3)
+
+    # the stage entry point writes the metrics file from the shipped probes
+    target = tmp_path / "probes.json"
+    assert main(["--bundle", str(bundle), "--probes", str(SHIPPED), "--output", str(target)]) == 0
+    doc = json.loads(target.read_text())
+    assert set(doc["groups"]) == {g.name for g in load_probes(SHIPPED)} and 0.0 <= doc["pass_rate"] <= 1.0
