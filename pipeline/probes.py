@@ -43,9 +43,16 @@ class ProbeGroup:
 
 def load_probes(path: str | Path) -> list[ProbeGroup]:
     """Parse and check the probe file: known roles, labels the role can carry, non-empty texts."""
-    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ProbeError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("groups") or [], list):
+        raise ProbeError(f"{path}: expected a mapping with a list under `groups`")
     groups = []
     for i, g in enumerate(doc.get("groups") or []):
+        if not isinstance(g, Mapping):
+            raise ProbeError(f"{path}: group {i} must be a mapping, got {type(g).__name__}")
         where = f"{path}: group {i} ({g.get('name', '?')})"
         role = g.get("role")
         if role not in LABELS_BY_ROLE:

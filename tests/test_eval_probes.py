@@ -27,12 +27,16 @@ def test_shipped_probe_file_is_valid_and_covers_every_label() -> None:
         ({"name": "x", "role": "assistant", "expect": {"flags": ["abuse"]}, "texts": ["hi"]}, "expect"),
         ({"name": "x", "role": "user", "expect": {}, "texts": ["hi"]}, "expect"),
         ({"name": "x", "role": "user", "expect": {"not": ["abuse"]}, "texts": []}, "text"),
+        ("just a string", "mapping"),
     ],
 )
-def test_malformed_groups_are_refused(tmp_path: Path, group: dict, message: str) -> None:
+def test_malformed_groups_are_refused(tmp_path: Path, group: dict | str, message: str) -> None:
     p = tmp_path / "p.yaml"
     p.write_text(json.dumps({"groups": [group]}))
     with pytest.raises(ProbeError, match=message):
+        load_probes(p)
+    p.write_text("groups: [unclosed")
+    with pytest.raises(ProbeError, match="YAML"):
         load_probes(p)
 
 
