@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "bench")
+STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "probes", "bench")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -44,7 +44,8 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     ).stdout.splitlines()
     for rel in files:
         src = REPO_ROOT / rel
-        if not src.is_file() or rel.startswith(("data/", "models/", "metrics/", "plots/")) or rel == "dvc.lock":
+        written = rel.startswith(("data/", "models/", "metrics/", "plots/")) and not rel.startswith("data/probes/")
+        if not src.is_file() or written or rel == "dvc.lock":  # data/probes/ is hand-written input
             continue
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def test_repro_builds_every_stage(smoke_repo: tuple[Path, dict[str, str]]) -> No
     assert set(bundle["files"]) >= {"model.onnx", "tokenizer.json"}
     prepare = json.loads((root / "metrics" / "prepare.json").read_text())
     assert prepare["read"] == prepare["kept"] + prepare["duplicates"] + prepare["rejected"]
-    for name in ("eval.json", "export.json", "serving.json", "bench.json", "data_report.json"):
+    for name in ("eval.json", "export.json", "serving.json", "probes.json", "bench.json", "data_report.json"):
         assert (root / "metrics" / name).exists(), name
 
 
