@@ -113,11 +113,29 @@ def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
     return out
 
 
+def log_to_mlflow(run_id: str, result: Mapping[str, Any], output: Path) -> None:
+    """Add the pass rates and the probes file to the run that trained the bundle's model (reviewable beside
+    its other metrics). A store that cannot take them costs a warning, not the stage."""
+    import mlflow
+
+    from pipeline import tracking
+
+    metrics = {"probes.pass_rate": result["pass_rate"]}
+    metrics.update({f"probes.{name}.pass_rate": g["pass_rate"] for name, g in result["groups"].items()})
+    try:
+        with tracking.start_or_resume_run(run_id, log_system_metrics=False):
+            tracking.log_metrics(metrics)
+            tracking.retry(mlflow.log_artifact, str(output), "metrics")
+    except Exception as exc:  # noqa: BLE001 - the metrics file is the record; MLflow is a view of it
+        log.warning("could not log the probes to MLflow run %s: %s", run_id, exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="models/bundle")
     parser.add_argument("--probes", default="data/probes/behaviour.yaml")
     parser.add_argument("--output", default="metrics/probes.json")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -138,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for f in g["failures"][:3]:
             log.info("    %r: %s", f["text"][:60], "; ".join(f["broken"]))
     log.info("behavioural probes: %.0f %% pass (written to %s)", 100 * result["pass_rate"], args.output)
+    run_id = guard.manifest.mlflow_run_id
+    if run_id and not args.no_mlflow:
+        log_to_mlflow(run_id, result, Path(args.output))
     return 0
 
 

@@ -69,6 +69,26 @@ def test_run_probes_on_a_real_bundle(guard, bundle: str, tmp_path: Path) -> None
 
     # the stage entry point writes the metrics file from the shipped probes
     target = tmp_path / "probes.json"
-    assert main(["--bundle", str(bundle), "--probes", str(SHIPPED), "--output", str(target)]) == 0
+    assert main(["--bundle", str(bundle), "--probes", str(SHIPPED), "--output", str(target), "--no-mlflow"]) == 0
     doc = json.loads(target.read_text())
     assert set(doc["groups"]) == {g.name for g in load_probes(SHIPPED)} and 0.0 <= doc["pass_rate"] <= 1.0
+
+
+def test_pass_rates_are_logged_to_the_training_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.probes import log_to_mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    with tracking.start_or_resume_run(None, run_name="train-test", log_system_metrics=False) as run:
+        pass
+    output = tmp_path / "probes.json"
+    result = {"pass_rate": 0.5, "groups": {"insults": {"pass_rate": 0.25}}}
+    output.write_text(json.dumps(result))
+    log_to_mlflow(run.info.run_id, result, output)
+    client = mlflow.MlflowClient()
+    metrics = client.get_run(run.info.run_id).data.metrics
+    assert metrics["probes.pass_rate"] == 0.5 and metrics["probes.insults.pass_rate"] == 0.25
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "metrics")] == ["metrics/probes.json"]
+    log_to_mlflow("no-such-run", result, output)  # a warning, not a failure
