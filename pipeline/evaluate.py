@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import ConfigError, active_profile, load_config
-from pipeline.error_attribution import HEADS, attribute_all
+from pipeline.error_attribution import ERRORS, HEADS, attribute_all
 from pipeline.gates import check_gates, gates_report, log_gates
 from pipeline.replay_metrics import conversation_metrics
 from pipeline.splits import read_split, split_path
@@ -185,7 +185,7 @@ def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mappi
         if m.get("termination_recall") is not None:
             out[f"replay.{cat}.termination_recall"] = m["termination_recall"]
     attribution = replay.get("error_attribution") or {}
-    for kind in ("missed", "early", "false_end"):
+    for kind in ERRORS:
         for k, v in (attribution.get(kind) or {}).get("overall", {}).items():
             out[f"replay.errors.{kind}.{k}"] = v
     out["gates.passed"] = float(gates["passed"])

@@ -87,19 +87,14 @@ def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
         [(f"{g.name}#{i}", [{"role": g.role, "text": t}]) for g in groups for i, t in enumerate(g.texts)]
     )
     out: dict[str, Any] = {"thresholds": dict(thresholds), "groups": {}}
-    k = 0
-    passed_all = total = 0
+    turns = iter(d.turns[0] for d in decisions)  # in the order they were submitted
     for g in groups:
         failures = []
-        for text in g.texts:
-            turn = decisions[k].turns[0]
-            k += 1
+        for text, turn in zip(g.texts, turns, strict=False):  # takes this group's share of `turns`
             broken = ["not scored: " + str(turn.error)] if turn.scores is None else judge(turn.scores, thresholds, g)
             if broken:
                 failures.append({"text": text, "broken": broken})
         n = len(g.texts)
-        passed_all += n - len(failures)
-        total += n
         out["groups"][g.name] = {
             "why": g.why,
             "role": g.role,
@@ -109,7 +104,8 @@ def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
             "pass_rate": (n - len(failures)) / n,
             "failures": failures,
         }
-    out["pass_rate"] = passed_all / total
+    groups_out = out["groups"].values()
+    out["pass_rate"] = sum(g["passed"] for g in groups_out) / sum(g["probes"] for g in groups_out)
     return out
 
 
