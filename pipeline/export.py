@@ -219,13 +219,15 @@ class TestWindows:
     turn_index: list[int]
 
 
-def preoptimize(path: Path, level: str = "extended") -> None:
+def preoptimize(path: Path, level: str = "extended", disabled_optimizers: Sequence[str] = ()) -> None:
     """Save onnxruntime's graph optimisations into the model file, in place.
 
     Why: every fresh scorer otherwise redoes the same fusions (DynamicQuantizeMatMul, LayerNorm, GELU) while
     building its session, ~50 ms of its ready time on our CPU. "extended" fusions are portable across CPUs;
     "all" may bake in layouts specific to the machine that ran the export, so it is refused. The result uses
     onnxruntime's com.microsoft operators, so it needs onnxruntime (which the serving package is built on).
+    `disabled_optimizers` are left out here as in the served sessions (bundle.json `session`): a fusion baked
+    into the file could not be undone at load.
     """
     import onnxruntime as ort
 
@@ -240,8 +242,18 @@ def preoptimize(path: Path, level: str = "extended") -> None:
     so.log_severity_level = 3
     tmp = path.with_name(path.stem + ".opt.onnx")
     so.optimized_model_filepath = str(tmp)
-    ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(
+        str(path), sess_options=so, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers)
+    )
     os.replace(tmp, path)
+
+
+def session_disabled_optimizers(cfg: Mapping[str, Any]) -> list[str]:
+    """`export.session.disabled_optimizers`: the onnxruntime fusions every scorer session skips (bundle.json)."""
+    names = (cfg.get("session") or {}).get("disabled_optimizers") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"export.session.disabled_optimizers must be a list of optimizer names, got {names!r}")
+    return list(names)
 
 
 def collect_windows(conversations: Sequence[Conversation], encoder: WindowEncoder) -> TestWindows:
@@ -404,14 +416,27 @@ def fit_rescore(
     temperatures: Mapping[str, float],
     cfg: Mapping[str, Any],
     threads: int,
+    disabled_optimizers: Sequence[str] = (),
 ) -> RescoreConfig:
     """The re-scoring margin: a quantile of int8's error on valid windows (never test), scored as served."""
     wins, roles = calibration_windows(
         calibration_split, encoder, int(cfg.get("calibration_windows", 3000)), "export.rescore"
     )
     temps = temperature_vector(temperatures)
-    lf = onnx_logits(OnnxModel(fp32_path, threads=threads), wins, encoder.pad_id, 64, desc="rescore fp32")
-    li = onnx_logits(OnnxModel(int8_path, threads=threads), wins, encoder.pad_id, 1, desc="rescore int8")
+    lf = onnx_logits(
+        OnnxModel(fp32_path, threads=threads, disabled_optimizers=disabled_optimizers),
+        wins,
+        encoder.pad_id,
+        64,
+        desc="rescore fp32",
+    )
+    li = onnx_logits(
+        OnnxModel(int8_path, threads=threads, disabled_optimizers=disabled_optimizers),
+        wins,
+        encoder.pad_id,
+        1,
+        desc="rescore int8",
+    )
     quantile = float(cfg.get("quantile", 0.98))
     margin = margin_from_errors(scores_from_logits(li, temps), scores_from_logits(lf, temps), quantile, roles)
     source = (
@@ -529,8 +554,9 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
             to_quantize.unlink(missing_ok=True)
     if excluded:
         log.info("kept in fp32 (quantization.exclude_patterns): %d nodes", len(excluded))
+    disabled = session_disabled_optimizers(cfg)
     if q.get("preoptimize"):
-        preoptimize(int8_path, str(q["preoptimize"]))
+        preoptimize(int8_path, str(q["preoptimize"]), disabled)
         log.info("int8 graph pre-optimised (%s) for faster session start", q["preoptimize"])
     tw = collect_windows(conversations, encoder)
     par = cfg.get("parity") or {}
@@ -546,10 +572,16 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     else:
         log.info("PyTorch test logits from %s (same checkpoint, every window)", args.torch_logits)
     timings["torch_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
-    lf = onnx_logits(OnnxModel(fp32_path, threads=args.threads), tw.windows, encoder.pad_id, bs, desc="onnx fp32")
+    lf = onnx_logits(
+        OnnxModel(fp32_path, threads=args.threads, disabled_optimizers=disabled),
+        tw.windows,
+        encoder.pad_id,
+        bs,
+        desc="onnx fp32",
+    )
     timings["onnx_fp32_s"], t1 = round(time.perf_counter() - t1, 1), time.perf_counter()
     li = onnx_logits(
-        OnnxModel(int8_path, threads=args.threads),
+        OnnxModel(int8_path, threads=args.threads, disabled_optimizers=disabled),
         tw.windows,
         encoder.pad_id,
         int(par.get("int8_batch_size", 1)),
@@ -561,7 +593,14 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
     if rcfg.get("enabled", False):
         t1 = time.perf_counter()
         rescore = fit_rescore(
-            fp32_path, int8_path, Path(args.calibration_split), encoder, inputs.temperatures, rcfg, args.threads
+            fp32_path,
+            int8_path,
+            Path(args.calibration_split),
+            encoder,
+            inputs.temperatures,
+            rcfg,
+            args.threads,
+            disabled,
         )
         timings["rescore_fit_s"] = round(time.perf_counter() - t1, 1)
     log.info("parity scoring times: %s", timings)
@@ -607,6 +646,7 @@ def run_export(args: argparse.Namespace, cfg: Mapping[str, Any], profile: str) -
         policy=inputs.policy,
         temperatures=inputs.temperatures,
         rescore=rescore,
+        disabled_optimizers=disabled,
         base_model=str(inputs.train_info.get("base_model", "unknown")),
         mlflow_run_id=inputs.train_info.get("mlflow_run_id"),
         data_version=data_version(Path(args.lock), inputs.train_info),

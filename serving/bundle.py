@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,9 @@ class BundleManifest:
     chunks: Mapping[str, ChunkDigests] = field(default_factory=dict)
     #: Optional: which bundle model re-scores turns near a threshold, and how near (serving/rescore.py).
     rescore: RescoreConfig | None = None
+    #: Optional (`session.disabled_optimizers`): onnxruntime graph fusions the scorer's sessions skip, chosen by
+    #: the export that measured them (SkipLayerNormFusion: 12-14 % slower int8 on our CPU with it).
+    disabled_optimizers: tuple[str, ...] = ()
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -135,6 +138,9 @@ class BundleManifest:
             "created_at": self.created_at,
             "extra": dict(self.extra),
             **({"rescore": self.rescore.to_dict()} if self.rescore is not None else {}),
+            **(
+                {"session": {"disabled_optimizers": list(self.disabled_optimizers)}} if self.disabled_optimizers else {}
+            ),
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class BundleManifest:
                 raise BundleError(f"{source}: {exc}") from None
             if rescore.model not in files:
                 raise BundleError(f"{source}: rescore.model {rescore.model!r} is not a file of this bundle")
+        disabled = _parse_session(d.get("session"), source)
         temps = dict(d.get("temperatures") or {})
         for name, t in temps.items():
             if name not in MODEL_LABELS:
@@ -196,7 +203,20 @@ class BundleManifest:
             extra=dict(d.get("extra") or {}),
             chunks=chunks,
             rescore=rescore,
+            disabled_optimizers=disabled,
         )
+
+
+def _parse_session(raw: Any, source: str) -> tuple[str, ...]:
+    """`session` (optional): {"disabled_optimizers": [names]}; anything else is refused, not ignored."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping) or set(raw) - {"disabled_optimizers"}:
+        raise BundleError(f"{source}: 'session' must be an object with only 'disabled_optimizers'")
+    names = raw.get("disabled_optimizers") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise BundleError(f"{source}: session.disabled_optimizers must be a list of onnxruntime optimizer names")
+    return tuple(names)
 
 
 def _parse_chunks(raw: Any, files: Mapping[str, str], source: str) -> dict[str, ChunkDigests]:
@@ -235,6 +255,7 @@ def write_manifest(
     extra: Mapping[str, Any] | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     rescore: RescoreConfig | None = None,
+    disabled_optimizers: Sequence[str] = (),
 ) -> BundleManifest:
     """Hash every file already in `bundle_dir` (and each `chunk_bytes` chunk of the large ones) and write
     `bundle.json` beside them."""
@@ -262,6 +283,7 @@ def write_manifest(
         extra=dict(extra or {}),
         chunks=chunks,
         rescore=rescore,
+        disabled_optimizers=tuple(disabled_optimizers),
     )
     if rescore is not None and rescore.model not in files:
         raise BundleError(f"{bundle_dir}: rescore.model {rescore.model!r} is not a file of this bundle")

@@ -147,6 +147,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(
             f"rescore       by {r['model']} within {r['margin']:.3f} of a threshold (calibrated logit; {r['source']})"
         )
+    if d.get("session"):
+        print("session       onnxruntime fusions skipped: " + ", ".join(d["session"]["disabled_optimizers"]))
     for name, sha in d["files"].items():
         size = (Path(args.bundle) / name).stat().st_size if (Path(args.bundle) / name).exists() else 0
         print(f"file          {name:<18} {size / 2**20:8.2f} MB  sha256 {sha}")

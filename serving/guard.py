@@ -216,7 +216,12 @@ class Guard:
         pending = pool.submit(verify_files, bundle_dir, manifest, names, cache, workers) if pool else None
         try:
             encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
-            onnx = OnnxModel(bundle_dir / filename, threads=threads, providers=providers)
+            onnx = OnnxModel(
+                bundle_dir / filename,
+                threads=threads,
+                providers=providers,
+                disabled_optimizers=manifest.disabled_optimizers,
+            )
         except BaseException as exc:
             if pending is not None:
                 try:
@@ -241,7 +246,9 @@ class Guard:
                     late = hash_cache if hash_cache is not None else HashCache.default()
                     verify_files(bundle_dir, manifest, [rs.model], late, workers)
                     late.save()
-                return OnnxModel(rs_path, threads=threads, providers=providers)
+                return OnnxModel(
+                    rs_path, threads=threads, providers=providers, disabled_optimizers=manifest.disabled_optimizers
+                )
 
         guard = cls(
             onnx,

@@ -59,7 +59,10 @@ class OnnxModel:
         threads: int = 1,
         providers: Sequence[str] | None = None,
         optimization: str = "all",
+        disabled_optimizers: Sequence[str] = (),
     ) -> None:
+        """`disabled_optimizers`: onnxruntime graph transformers not to run (names as onnxruntime spells them,
+        e.g. "SkipLayerNormFusion"; bundle.json `session`). Why: a fusion is not always faster on every CPU."""
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1
@@ -73,7 +76,13 @@ class OnnxModel:
         so.log_severity_level = 3
         self.path = Path(path)
         self.providers = resolve_providers(providers)
-        self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=self.providers)
+        self.disabled_optimizers = tuple(disabled_optimizers)
+        self.session = ort.InferenceSession(
+            str(self.path),
+            sess_options=so,
+            providers=self.providers,
+            disabled_optimizers=list(self.disabled_optimizers),
+        )
         self.inputs: dict[str, type] = {}
         for inp in self.session.get_inputs():
             if inp.name not in KNOWN_INPUTS:

@@ -46,6 +46,12 @@ def test_parity_metrics_and_bundle(bundle) -> None:
     # pre-optimised (configs/export.yaml quantization.preoptimize): the fusions are in the file already
     assert read_manifest(bundle).extra["quantization"]["preoptimized"] == "extended"
     assert any(n.domain == "com.microsoft" for n in q.graph.node)
+    # export.session.disabled_optimizers: recorded for the scorer, applied to its sessions, left out of the file
+    assert read_manifest(bundle).disabled_optimizers == ("SkipLayerNormFusion",)
+    assert not any(n.op_type == "SkipLayerNormalization" for n in q.graph.node)
+    from serving.guard import Guard
+
+    assert Guard.load(bundle).model.disabled_optimizers == ("SkipLayerNormFusion",)
 
 
 def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
@@ -67,6 +73,17 @@ def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
     }
     a, b = (ort.InferenceSession(str(p)).run(None, feeds)[0] for p in (plain, fused))
     np.testing.assert_allclose(a, b, atol=1e-5)
+    import onnx
+
+    assert any(n.op_type == "SkipLayerNormalization" for n in onnx.load(str(fused)).graph.node)
+    unfused = tmp_path / "unfused.onnx"
+    shutil.copyfile(plain, unfused)
+    export.preoptimize(unfused, "extended", ["SkipLayerNormFusion"])
+    assert not any(n.op_type == "SkipLayerNormalization" for n in onnx.load(str(unfused)).graph.node)
+    c = ort.InferenceSession(str(unfused)).run(None, feeds)[0]
+    np.testing.assert_allclose(a, c, atol=1e-3)
+    with pytest.raises(ConfigError, match="disabled_optimizers"):
+        export.session_disabled_optimizers({"session": {"disabled_optimizers": "SkipLayerNormFusion"}})
     with pytest.raises(ConfigError, match="preoptimize"):
         export.preoptimize(fused, "all")
 

@@ -146,6 +146,8 @@ def test_unlisted_required_file_is_refused(copy: Path) -> None:
         (lambda d: d["temperatures"].update(abuse=-1), "temperature for abuse must be > 0"),
         (lambda d: d["files"].update({"../evil": "0" * 64}), "must not contain a path"),
         (lambda d: d.pop("window"), "missing key 'window'"),
+        (lambda d: d.update(session={"disabled_optimizers": "SkipLayerNormFusion"}), "must be a list"),
+        (lambda d: d.update(session={"threads": 4}), "only 'disabled_optimizers'"),
     ],
 )
 def test_bad_manifest_is_refused(copy: Path, edit, message: str) -> None:
@@ -180,6 +182,7 @@ def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> 
         "model.onnx",
         "tiny-random-bert",
         "rescore       by model.fp32.onnx within",
+        "session       onnxruntime fusions skipped: SkipLayerNormFusion",
         "integrity     ok",
     ):
         assert text in out
