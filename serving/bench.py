@@ -280,10 +280,19 @@ def run_bench(
         # The model alone: re-scoring (serving/rescore.py) is timed apart, on turns it re-scores.
         guard = Guard.load(bundle, model=model, threads=threads, rescore=False)
         engine: dict[str, Any] = {"latency": {}}
+        # The fusions the bundle skips (bundle.json `session`) are timed back on, beside it: the choice is
+        # re-checked on whatever CPU runs the bench.
+        skipped = guard.model.disabled_optimizers
+        full = (
+            Guard.load(bundle, model=model, threads=threads, rescore=False, disabled_optimizers=[]) if skipped else None
+        )
         for target in token_targets:
             prefix, text = scenario(guard.encoder, target)
             result["windows"][str(target)] = window_length(guard.encoder, prefix, text)
             engine["latency"][str(target)] = observe_latency(guard, prefix, text, iterations, warmup)
+            if full is not None:
+                engine.setdefault("latency_all_fusions", {"skipped_by_bundle": list(skipped)})
+                engine["latency_all_fusions"][str(target)] = observe_latency(full, prefix, text, iterations, warmup)
         rs = guard.manifest.rescore if guard.manifest is not None else None
         if rs is not None and MODEL_FILES.get(model, model) != rs.model:
             # A turn near a threshold pays for both models: force every turn to be one.
@@ -322,6 +331,12 @@ def print_table(result: dict[str, Any], baseline: str | None = None) -> None:
         print(row)
     print("window tokens: " + ", ".join(f"~{k}: {v}" for k, v in result["windows"].items()))
     for name, e in engines.items():
+        if "latency_all_fusions" in e:
+            af = e["latency_all_fusions"]
+            lat = ", ".join(
+                f"~{t} tok {af[t]['p50_ms']:.2f} ({af[t]['p50_ms'] / e['latency'][t]['p50_ms']:.2f}x)" for t in targets
+            )
+            print(f"{name} with the fusions its bundle skips ({', '.join(af['skipped_by_bundle'])}), p50 ms: {lat}")
         if "latency_rescored_turn" in e:
             lat = ", ".join(f"~{t} tok {v['p50_ms']:.2f}" for t, v in e["latency_rescored_turn"].items())
             print(f"{name}: a turn re-scored by {e['rescore']['model']} (near a threshold), p50 ms: {lat}")

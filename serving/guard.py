@@ -176,6 +176,7 @@ class Guard:
         batch_size: int = 32,
         hash_cache: HashCache | None = None,
         rescore: bool | str = True,
+        disabled_optimizers: Sequence[str] | None = None,
     ) -> Guard:
         """Load a bundle, refusing it if any file's sha256 differs from bundle.json.
 
@@ -189,6 +190,8 @@ class Guard:
         `rescore`: when the bundle names a re-scoring model (bundle.json `rescore`, serving/rescore.py), turns
         near a threshold are scored again by it: True builds its session on first need (a fresh process stays
         small and fast to start), "eager" at load (a server: no first-use pause), False never.
+        `disabled_optimizers`: onnxruntime fusions the sessions skip; None = the bundle's (bundle.json `session`,
+        chosen by the export that measured them), [] = onnxruntime's full set (an A/B on another CPU).
         """
         bundle_dir = Path(bundle_dir)
         if rescore not in (True, False, "eager"):
@@ -196,6 +199,7 @@ class Guard:
         if verify not in (True, False, "loaded"):
             raise ValueError(f"verify must be True, False or 'loaded', got {verify!r}")
         manifest = read_manifest(bundle_dir, verify=False)
+        skip = tuple(manifest.disabled_optimizers if disabled_optimizers is None else disabled_optimizers)
         filename = MODEL_FILES.get(model, model)
         if filename not in manifest.files:
             raise BundleError(f"{bundle_dir}: model {model!r} ({filename}) is not in this bundle")
@@ -220,7 +224,7 @@ class Guard:
                 bundle_dir / filename,
                 threads=threads,
                 providers=providers,
-                disabled_optimizers=manifest.disabled_optimizers,
+                disabled_optimizers=skip,
             )
         except BaseException as exc:
             if pending is not None:
@@ -246,9 +250,7 @@ class Guard:
                     late = hash_cache if hash_cache is not None else HashCache.default()
                     verify_files(bundle_dir, manifest, [rs.model], late, workers)
                     late.save()
-                return OnnxModel(
-                    rs_path, threads=threads, providers=providers, disabled_optimizers=manifest.disabled_optimizers
-                )
+                return OnnxModel(rs_path, threads=threads, providers=providers, disabled_optimizers=skip)
 
         guard = cls(
             onnx,

@@ -1,4 +1,5 @@
-"""The bench's roofline: the model's dense work counted from its graph, and the floor it implies."""
+"""The bench: the roofline (the model's dense work counted from its graph, and the floor it implies), and the
+fusions the bundle skips timed beside it."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def test_best_peaks_takes_the_fastest_sample_per_kernel() -> None:
     from pipeline.roofline import best_peaks
 
     assert best_peaks([{"fp32": 50.0, "int8": 220.0}, {"fp32": 60.0, "int8": 140.0}]) == {"fp32": 60.0, "int8": 220.0}
+
+
+def test_bench_times_the_fusions_the_bundle_skips_beside_it(bundle: str, capsys) -> None:
+    from serving.bench import print_table, run_bench
+
+    result = run_bench(bundle, models=("int8",), token_targets=(16,), iterations=3, warmup=1, batch_rounds=1,
+                       cold_start_runs=0)  # fmt: skip
+    af = result["engines"]["onnx_int8"]["latency_all_fusions"]
+    assert af["skipped_by_bundle"] == ["SkipLayerNormFusion"]
+    assert af["16"]["n"] == 3 and af["16"]["p50_ms"] > 0
+    print_table(result)
+    assert "with the fusions its bundle skips (SkipLayerNormFusion)" in capsys.readouterr().out

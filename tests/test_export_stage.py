@@ -52,6 +52,7 @@ def test_parity_metrics_and_bundle(bundle) -> None:
     from serving.guard import Guard
 
     assert Guard.load(bundle).model.disabled_optimizers == ("SkipLayerNormFusion",)
+    assert Guard.load(bundle, disabled_optimizers=[]).model.disabled_optimizers == ()
 
 
 def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
