@@ -94,11 +94,8 @@ def torch_engine(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any], checkpo
     engine: dict[str, Any] = {"latency": {}}
     for target in cfg["token_targets"]:
         prefix, text = sbench.scenario(guard.encoder, int(target))
-        base = ConversationState(guard.window.max_turns)
-        for role, t in prefix:
-            scorer.observe(base, role, t)
         n, w = int(cfg["iterations"]), int(cfg["warmup"])
-        states = [base.copy() for _ in range(n + w)]
+        states = sbench.prepared_states(scorer.observe, ConversationState(guard.window.max_turns), prefix, n + w)
         engine["latency"][str(target)] = sbench.time_calls(
             lambda i, states=states, text=text: scorer.observe(states[i], "user", text), n, w
         )
@@ -117,16 +114,47 @@ def torch_engine(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any], checkpo
     return engine
 
 
+def paired_with_torch(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any]) -> dict[str, Any]:
+    """torch eager and int8 decisions timed in alternating blocks at each window size: the ratio the speed
+    target is judged on (sbench.interleaved_latency says why)."""
+    n, w = int(cfg.get("paired_iterations", 150)), int(cfg["warmup"])
+    out: dict[str, Any] = {"iterations": n, "blocks": 10}
+    for target in cfg["token_targets"]:
+        prefix, text = sbench.scenario(guard.encoder, int(target))
+        pt = sbench.prepared_states(scorer.observe, ConversationState(guard.window.max_turns), prefix, n + w)
+        i8 = sbench.prepared_states(guard.observe, guard.new_conversation(), prefix, n + w)
+        lat = sbench.interleaved_latency(
+            {
+                "torch_eager": lambda i, s=pt, t=text: scorer.observe(s[i], "user", t),
+                "onnx_int8": lambda i, s=i8, t=text: guard.observe(s[i], "user", t),
+            },
+            n,
+            w,
+        )
+        lat["speedup"] = round(lat["torch_eager"]["p50_ms"] / lat["onnx_int8"]["p50_ms"], 2)
+        out[str(target)] = lat
+    return out
+
+
 def criteria(result: dict[str, Any]) -> dict[str, Any]:
     """The issue's speed targets, evaluated (reported, not enforced: benchmarks print numbers)."""
     e = result["engines"]
     i8, pt = e.get("onnx_int8"), e.get("torch_eager")
     out: dict[str, Any] = {}
-    if i8 and pt and "64" in i8["latency"]:
+    paired = (result.get("paired_with_torch") or {}).get("64")
+    if paired:  # timed in alternating blocks: the host's drift hits both engines
+        out["int8_64tok_speedup_vs_torch"] = paired["speedup"]
+        out["int8_64tok_speedup_ge_4x"] = paired["speedup"] >= 4
+        out["int8_64tok_p50_le_5ms"] = paired["onnx_int8"]["p50_ms"] <= 5.0
+    elif i8 and pt and "64" in i8["latency"]:
         speedup = pt["latency"]["64"]["p50_ms"] / i8["latency"]["64"]["p50_ms"]
         out["int8_64tok_speedup_vs_torch"] = round(speedup, 2)
         out["int8_64tok_speedup_ge_4x"] = speedup >= 4
         out["int8_64tok_p50_le_5ms"] = i8["latency"]["64"]["p50_ms"] <= 5.0
+    if i8 and pt and "64" in i8["latency"]:
+        out["int8_64tok_speedup_vs_torch_timed_apart"] = round(
+            pt["latency"]["64"]["p50_ms"] / i8["latency"]["64"]["p50_ms"], 2
+        )
     roof = result.get("roofline") or {}
     floor = roof.get("int8_floor_ms", {}).get("64")
     if floor and pt and "64" in pt["latency"]:
@@ -209,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["engines"] = {"torch_eager": torch_engine(scorer, guard, cfg, Path(args.checkpoint)), **result["engines"]}
     result["torch"] = torch.__version__
     result["ratios_vs_torch"] = ratios(result)
+    if int(cfg.get("paired_iterations", 150)) > 0:
+        log.info("torch eager and int8 in alternating blocks")
+        result["paired_with_torch"] = paired_with_torch(scorer, Guard.load(args.bundle, rescore=False), cfg)
     i8 = result["engines"].get("onnx_int8")
     result["roofline"] = roofline(
         Path(args.bundle) / MODEL_FILES["fp32"],
@@ -222,6 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     sbench.print_table(result, baseline="torch_eager")
+    pw = result.get("paired_with_torch") or {}
+    if pw:
+        print(
+            "torch eager vs onnx_int8 timed in alternating blocks, p50 ms: "
+            + ", ".join(
+                f"~{t} tok {v['torch_eager']['p50_ms']:.2f} vs {v['onnx_int8']['p50_ms']:.2f} ({v['speedup']}x)"
+                for t, v in pw.items()
+                if isinstance(v, dict)
+            )
+        )
     print("\n".join(describe_roofline(result["roofline"])))
     print("criteria: " + ", ".join(f"{k}={v}" for k, v in result["criteria"].items()))
     return 0

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +115,44 @@ def time_calls(fn: Callable[[int], Any], iterations: int, warmup: int) -> dict[s
     return summarise_ms(samples)
 
 
+def interleaved_latency(
+    calls: Mapping[str, Callable[[int], Any]], iterations: int, warmup: int, blocks: int = 10
+) -> dict[str, dict[str, float]]:
+    """Several engines timed in alternating blocks (A B, B A, ...), so that a minute when the host is slow
+    slows all of them: timed one after the other, the int8 / torch ratio at 64 tokens read 4.9x in one run and
+    2.9x minutes later, with only torch's p50 moving (25 -> 40 ms). Call `i` of an engine gets index `i`."""
+    for fn in calls.values():
+        for i in range(warmup):
+            fn(i)
+    samples: dict[str, list[int]] = {name: [] for name in calls}
+    per = max(1, iterations // blocks)
+    for b in range(blocks):
+        for name in list(calls) if b % 2 == 0 else list(reversed(calls)):
+            fn = calls[name]
+            for j in range(warmup + b * per, warmup + (b + 1) * per):
+                t0 = time.perf_counter_ns()
+                fn(j)
+                samples[name].append(time.perf_counter_ns() - t0)
+    return {name: summarise_ms(s) for name, s in samples.items()}
+
+
+def prepared_states(
+    observe: Callable[[ConversationState, str, str], Any],
+    base: ConversationState,
+    prefix: Sequence[tuple[str, str]],
+    n: int,
+) -> list[ConversationState]:
+    """`n` copies of the conversation state after `prefix`, made outside any timing."""
+    for role, t in prefix:
+        observe(base, role, t)
+    return [base.copy() for _ in range(n)]
+
+
 def observe_latency(guard: Guard, prefix: Sequence[tuple[str, str]], text: str, iterations: int, warmup: int) -> dict:
     """Guard.observe of one new user turn after `prefix` (state copies prepared outside the timing)."""
-    base = guard.new_conversation()
-    for role, t in prefix:
-        guard.observe(base, role, t)
-    states: list[ConversationState] = [base.copy() for _ in range(iterations + warmup)]
+    states = prepared_states(guard.observe, guard.new_conversation(), prefix, iterations + warmup + 1)
     out = time_calls(lambda i: guard.observe(states[i], "user", text), iterations, warmup)
-    assert not guard.observe(base.copy(), "user", text).degraded
+    assert not guard.observe(states[-1], "user", text).degraded
     return out
 
 

@@ -63,3 +63,14 @@ def test_bench_times_the_fusions_the_bundle_skips_beside_it(bundle: str, capsys)
     assert af["16"]["n"] == 3 and af["16"]["p50_ms"] > 0
     print_table(result)
     assert "with the fusions its bundle skips (SkipLayerNormFusion)" in capsys.readouterr().out
+
+
+def test_interleaved_latency_alternates_blocks_and_gives_each_call_its_own_index() -> None:
+    from serving.bench import interleaved_latency
+
+    log: list[tuple[str, int]] = []
+    out = interleaved_latency({"a": lambda i: log.append(("a", i)), "b": lambda i: log.append(("b", i))}, 6, 2, 3)
+    timed = log[4:]  # after 2 warm-up calls each
+    assert [name for name, _ in timed] == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
+    assert sorted(i for name, i in timed if name == "a") == [2, 3, 4, 5, 6, 7]
+    assert out["a"]["n"] == out["b"]["n"] == 6

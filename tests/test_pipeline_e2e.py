@@ -78,6 +78,10 @@ def test_repro_builds_every_stage(smoke_repo: tuple[Path, dict[str, str]]) -> No
     assert prepare["read"] == prepare["kept"] + prepare["duplicates"] + prepare["rejected"]
     for name in ("eval.json", "export.json", "serving.json", "probes.json", "bench.json", "data_report.json"):
         assert (root / "metrics" / name).exists(), name
+    bench = json.loads((root / "metrics" / "bench.json").read_text())
+    paired = bench["paired_with_torch"]["64"]  # torch and int8 timed in alternating blocks
+    assert paired["torch_eager"]["n"] == paired["onnx_int8"]["n"] == 20
+    assert bench["criteria"]["int8_64tok_speedup_vs_torch"] == paired["speedup"] > 0
 
 
 def test_second_repro_is_a_noop(smoke_repo: tuple[Path, dict[str, str]]) -> None:
