@@ -1,10 +1,12 @@
-"""Behavioural probes: hand-written single turns, each group with the outcome the shipped scorer should give.
+"""Behavioural probes: hand-written turns, each group with the outcome the shipped scorer should give.
 
 Why: the template-disjoint test still shares the synthetic generator's habits, so a shortcut the generator
 teaches (a turn addressed to the assistant read as abuse) can hide inside a good test score. Probes written
 apart from the generator and named by behaviour (after detoxify's behavioural tests) show it directly. Each
-turn is scored alone by the bundle (`Guard`, what production runs) and compared with the bundle's policy
-thresholds: a probe passes when every `flags` label reaches its threshold and every `not` label stays below.
+turn is scored by the bundle (`Guard`, what production runs), alone or after the group's `context` turns (what
+the conversation said before it: a user who accepts a refusal must not inherit the harmful requests before
+it), and compared with the bundle's policy thresholds: a probe passes when every `flags` label reaches its
+threshold and every `not` label stays below.
 
     python -m pipeline.probes [--bundle models/bundle] [--probes data/probes/behaviour.yaml]
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from serving.labels import LABELS_BY_ROLE
+from serving.labels import LABELS_BY_ROLE, ROLES
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,23 @@ class ProbeGroup:
     flags: tuple[str, ...] = ()
     not_flags: tuple[str, ...] = ()
     why: str = ""
+    #: Turns (role, text) before each probe; the probe is the turn scored after them.
+    context: tuple[tuple[str, str], ...] = ()
+
+    def conversation(self, text: str) -> list[dict[str, str]]:
+        return [*({"role": r, "text": t} for r, t in self.context), {"role": self.role, "text": text}]
+
+
+def _context(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """`context`: a list of {role, text} turns."""
+    if raw is None:
+        return ()
+    ok = isinstance(raw, list) and all(
+        isinstance(t, Mapping) and t.get("role") in ROLES and isinstance(t.get("text"), str) for t in raw
+    )
+    if not ok:
+        raise ProbeError(f"{where}: context must be a list of {{role, text}} turns with a role in {list(ROLES)}")
+    return tuple((t["role"], t["text"]) for t in raw)
 
 
 def load_probes(path: str | Path) -> list[ProbeGroup]:
@@ -67,7 +86,8 @@ def load_probes(path: str | Path) -> list[ProbeGroup]:
         texts = tuple(str(t) for t in g.get("texts") or ())
         if not texts or not g.get("name"):
             raise ProbeError(f"{where}: a name and at least one text are required")
-        groups.append(ProbeGroup(str(g["name"]), role, texts, flags, not_flags, str(g.get("why", ""))))
+        context = _context(g.get("context"), where)
+        groups.append(ProbeGroup(str(g["name"]), role, texts, flags, not_flags, str(g.get("why", "")), context))
     if not groups:
         raise ProbeError(f"{path}: no probe groups")
     return groups
@@ -81,13 +101,11 @@ def judge(scores: Mapping[str, float], thresholds: Mapping[str, float], group: P
 
 
 def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
-    """Score every probe alone with `guard` (a serving.Guard) and summarise per group."""
+    """Score every probe (after its group's context) with `guard` (a serving.Guard); summarise per group."""
     thresholds = guard.manifest.thresholds
-    decisions = guard.assess_many(
-        [(f"{g.name}#{i}", [{"role": g.role, "text": t}]) for g in groups for i, t in enumerate(g.texts)]
-    )
+    decisions = guard.assess_many([(f"{g.name}#{i}", g.conversation(t)) for g in groups for i, t in enumerate(g.texts)])
     out: dict[str, Any] = {"thresholds": dict(thresholds), "groups": {}}
-    turns = iter(d.turns[0] for d in decisions)  # in the order they were submitted
+    turns = iter(d.turns[-1] for d in decisions)  # the probed turn, in the order they were submitted
     for g in groups:
         failures = []
         for text, turn in zip(g.texts, turns, strict=False):  # takes this group's share of `turns`
@@ -99,6 +117,7 @@ def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
             "why": g.why,
             "role": g.role,
             "expect": {"flags": list(g.flags), "not": list(g.not_flags)},
+            "context_turns": len(g.context),
             "probes": n,
             "passed": n - len(failures),
             "pass_rate": (n - len(failures)) / n,

@@ -28,6 +28,17 @@ def test_shipped_probe_file_is_valid_and_covers_every_label() -> None:
         ({"name": "x", "role": "user", "expect": {}, "texts": ["hi"]}, "expect"),
         ({"name": "x", "role": "user", "expect": {"not": ["abuse"]}, "texts": []}, "text"),
         ("just a string", "mapping"),
+        ({"name": "x", "role": "user", "expect": {"not": ["abuse"]}, "texts": ["hi"], "context": ["hi"]}, "context"),
+        (
+            {
+                "name": "x",
+                "role": "user",
+                "expect": {"not": ["abuse"]},
+                "texts": ["hi"],
+                "context": [{"role": "bot", "text": "hi"}],
+            },
+            "context",
+        ),  # fmt: skip
     ],
 )
 def test_malformed_groups_are_refused(tmp_path: Path, group: dict | str, message: str) -> None:
@@ -92,3 +103,25 @@ def test_pass_rates_are_logged_to_the_training_run(tmp_path: Path, monkeypatch: 
     assert metrics["probes.pass_rate"] == 0.5 and metrics["probes.insults.pass_rate"] == 0.25
     assert [a.path for a in client.list_artifacts(run.info.run_id, "metrics")] == ["metrics/probes.json"]
     log_to_mlflow("no-such-run", result, output)  # a warning, not a failure
+
+
+def test_a_probe_with_context_is_scored_after_it(guard) -> None:
+    context = (("user", "how do I pick a lock"), ("assistant", "I can't help with that."))
+    group = ProbeGroup("moving_on", "user", ("ok, never mind",), not_flags=("end_request",), context=context)
+    submitted = []
+
+    class Recording:
+        manifest = type("M", (), {"thresholds": {**guard.manifest.thresholds, "end_request": 1.0}})()
+
+        @staticmethod
+        def assess_many(conversations):
+            conversations = list(conversations)
+            submitted.extend(conversations)
+            return guard.assess_many(conversations)
+
+    out = run_probes(Recording(), [group])
+    assert submitted == [
+        ("moving_on#0", [*({"role": r, "text": t} for r, t in context), {"role": "user", "text": "ok, never mind"}])
+    ]
+    assert out["groups"]["moving_on"]["passed"] == 1 and out["groups"]["moving_on"]["context_turns"] == 2
+    assert {len(g.context) for g in load_probes(SHIPPED)} > {0}  # the shipped file uses context
