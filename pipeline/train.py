@@ -33,8 +33,10 @@ from pipeline.splits import read_split, split_path
 from pipeline.windows import (
     WindowSet,
     build_windows,
+    concat_windows,
     length_buckets,
     pos_weight,
+    role_echo_windows,
     select_training_windows,
     swap_contexts,
 )
@@ -220,6 +222,10 @@ def fit(
         seed + 2,
         empty_share=float(samp.get("context_swap_empty", 0.2)),
     )
+    n_echo = int(samp.get("role_echo_redirects", 0))
+    if n_echo > 0:
+        echo = role_echo_windows(train_all, train_convs, encoder, n_echo, seed + 3, subset)
+        train_ws = concat_windows(train_ws, echo)
     valid_idx = select_training_windows(valid_all, samp.get("max_valid_windows"), seed + 1)
     pw_np = pos_weight(train_ws, float(opt_cfg.get("pos_weight_cap", 20.0)))
     if ctx.is_main:

@@ -290,6 +290,68 @@ def swap_contexts(
     return out
 
 
+def concat_windows(a: WindowSet, b: WindowSet) -> WindowSet:
+    """Rows of `a` then rows of `b`."""
+    return WindowSet(
+        input_ids=[*a.input_ids, *b.input_ids],
+        type_ids=[*a.type_ids, *b.type_ids],
+        labels=np.concatenate([a.labels, b.labels]),
+        mask=np.concatenate([a.mask, b.mask]),
+        conv_index=np.concatenate([a.conv_index, b.conv_index]),
+        turn_index=np.concatenate([a.turn_index, b.turn_index]),
+        roles=[*a.roles, *b.roles],
+        categories=[*a.categories, *b.categories],
+        hard=np.concatenate([a.hard, b.hard]),
+    )
+
+
+def role_echo_windows(
+    ws: WindowSet,
+    conversations: Sequence[Conversation],
+    encoder: WindowEncoder,
+    n: int,
+    seed: int,
+    label_subset: Sequence[str] | None = None,
+) -> WindowSet:
+    """`n` user-role rows whose text is one of the training split's own assistant refusals, labelled benign.
+
+    Why: no synthetic user ever says "let's talk about something else" or "I can't help with that", so the
+    user-side heads never learnt what refusal language means in a user's mouth, and scored a user who accepts
+    a refusal in those words 0.97-1.00 `harmful_request` (the test split's false terminations). A user who
+    echoes a refusal asks for nothing harmful and insults no one (DESIGN.md's definitions): all user labels 0.
+    Texts come only from `ws`'s own rows (the training split), half with another row's context, half alone.
+    """
+    rng = np.random.default_rng(seed)
+    j = MODEL_LABELS.index("redirect")
+    texts = sorted(
+        {
+            conversations[c].turns[t].text
+            for c, t, role, y in zip(ws.conv_index, ws.turn_index, ws.roles, ws.labels[:, j], strict=True)
+            if role == "assistant" and y > 0
+        }
+    )
+    out = WindowSet()
+    if n <= 0 or not texts:
+        return out
+    picks = rng.choice(len(texts), size=n, replace=n > len(texts))
+    donors = rng.integers(0, len(ws), size=n)
+    alone = rng.random(n) < 0.5
+    m = _masked("user", label_subset)
+    for k, d, a in zip(picks.tolist(), donors.tolist(), alone.tolist(), strict=True):
+        context = [] if a else [_context_ids(ws.input_ids[d], ws.type_ids[d])]
+        ids, types = encoder.assemble(context, encoder.tokenize_turn("user", texts[k]))
+        out.input_ids.append(ids)
+        out.type_ids.append(types)
+        out.roles.append("user")
+        out.categories.append("role_echo")
+    out.labels = np.zeros((n, len(MODEL_LABELS)), np.float32)
+    out.mask = np.tile(np.asarray(m, np.float32), (n, 1))
+    out.conv_index = np.full(n, -1, np.int64)
+    out.turn_index = np.full(n, -1, np.int64)
+    out.hard = np.ones(n, bool)
+    return out
+
+
 def _context_ids(ids: Sequence[int], types: Sequence[int]) -> list[int]:
     """The context segment of a window built by `WindowEncoder.assemble`: between [CLS] and the first [SEP]."""
     n_ctx = len(types) - sum(types) - 2  # segment 0 = [CLS] + context + [SEP]

@@ -7,8 +7,10 @@ import pytest
 
 from pipeline.windows import (
     build_windows,
+    concat_windows,
     length_buckets,
     pos_weight,
+    role_echo_windows,
     select_training_windows,
     swap_contexts,
     window_texts,
@@ -132,3 +134,30 @@ def test_swap_contexts_keeps_each_turn_and_its_labels_but_changes_context(encode
     # deterministic for a seed
     again = swap_contexts(ws, encoder, share=0.6, seed=1, empty_share=0.25)
     assert again.input_ids == swapped.input_ids
+
+
+def test_role_echo_turns_the_splits_own_refusals_into_benign_user_turns(encoder):
+    convs = make_conversations(40, seed=3)
+    ws = build_windows(convs, encoder)
+    j = MODEL_LABELS.index("redirect")
+    refusals = {
+        convs[c].turns[t].text
+        for c, t, r, y in zip(ws.conv_index, ws.turn_index, ws.roles, ws.labels[:, j], strict=True)
+        if r == "assistant" and y > 0
+    }
+    assert refusals, "the fixture needs refused requests"
+    echo = role_echo_windows(ws, convs, encoder, 30, seed=5)
+    assert len(echo) == 30 and set(echo.roles) == {"user"} and echo.hard.all()
+    assert not echo.labels.any()
+    np.testing.assert_array_equal(echo.mask, np.tile(label_mask("user"), (30, 1)))
+    for ids, types in zip(echo.input_ids, echo.type_ids, strict=True):
+        target = [x for x, t in zip(ids, types, strict=True) if t == 1][:-1]  # the scored turn, without [SEP]
+        assert encoder.tokenizer.decode(target) in {
+            encoder.tokenizer.decode(encoder.tokenize_turn("user", text)) for text in refusals
+        }
+    assert any(t.count(0) == 2 for t in echo.type_ids) and any(t.count(0) > 2 for t in echo.type_ids)
+    assert role_echo_windows(ws, convs, encoder, 30, seed=5).input_ids == echo.input_ids  # seeded
+    assert len(role_echo_windows(ws, convs, encoder, 0, seed=5)) == 0
+    both = concat_windows(ws, echo)
+    assert len(both) == len(ws) + 30 and both.roles[-1] == "user"
+    np.testing.assert_array_equal(both.labels[: len(ws)], ws.labels)
