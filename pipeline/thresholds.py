@@ -88,10 +88,9 @@ class ReplaySummary:
     def ftr(self) -> float:
         return self.false_terminations / self.never_end if self.never_end else 0.0
 
-    @property
-    def utility(self) -> int:
-        """Ends on time or late, where an early end counts as a miss and costs one more."""
-        return self.terminated - 2 * self.early
+    def utility(self, early_cost: float = 1.0) -> float:
+        """Ends on time or late, where an early end counts as a miss and costs `early_cost` more."""
+        return self.terminated - (1.0 + early_cost) * self.early
 
     @property
     def recall(self) -> float:
@@ -138,18 +137,19 @@ def summarise_replay(
     )
 
 
-def _key(s: ReplaySummary, target: float) -> tuple:
+def _key(s: ReplaySummary, target: float, early_cost: float = 1.0) -> tuple:
     """Feasible first (no self-harm conversation ended after it signalled the risk, FTR <= target); then
-    terminations, where an early end counts as a miss and costs one more (early is worse than late, and worse
-    than missing); then the fewest false terminations and the least lateness.
+    terminations, where an early end counts as a miss and costs `early_cost` more (early is worse than late,
+    and worse than missing: calibration.early_end_cost); then the fewest false terminations and the least
+    lateness.
 
     A self-harm chat ended *before* any risk turn (a "pass on that one" read as an end request at turn 0) is
     a false termination, and the FTR term charges it to the flag and end thresholds. Counted as a veto
     failure it made every option infeasible, and the search then only minimised FTR (abuse went to 0.9)."""
     feasible = s.ftr <= target + 1e-12 and s.self_harm_ended_after_risk == 0
     if feasible:
-        return (1, s.utility, -s.ftr, -s.lateness_mean)
-    return (0, -s.self_harm_ended_after_risk, -s.ftr, s.utility, -s.lateness_mean)
+        return (1, s.utility(early_cost), -s.ftr, -s.lateness_mean)
+    return (0, -s.self_harm_ended_after_risk, -s.ftr, s.utility(early_cost), -s.lateness_mean)
 
 
 def veto_threshold(
@@ -223,6 +223,8 @@ def tune_policy_thresholds(
         }
     ]
 
+    early_cost = float(cal.get("early_end_cost", 1.0))
+
     def options(name: str, joint: bool) -> list[float]:
         return sorted(set(joint_grid if joint else grid) | {current[name]})
 
@@ -251,7 +253,7 @@ def tune_policy_thresholds(
                 s = summarise_replay(
                     base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
                 )
-                results.append((combo, s, _key(s, budget)))
+                results.append((combo, s, _key(s, budget, early_cost)))
             top = max(r[2] for r in results)
             plateau = [r for r in results if r[2] == top]
             if len(plateau) == 1 and plateau[0][0] == now:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.gates import check_gates, gates_report
-from pipeline.thresholds import fit_temperature, label_thresholds, summarise_replay, tune_policy_thresholds
+from pipeline.thresholds import (
+    ReplaySummary,
+    _key,
+    fit_temperature,
+    label_thresholds,
+    summarise_replay,
+    tune_policy_thresholds,
+)
 from pipeline.turn_metrics import best_f1_threshold, ece, label_metrics, threshold_for_recall
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
@@ -216,3 +223,19 @@ def test_false_terminations_no_threshold_prevents_do_not_make_the_target_unreach
     thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
     assert summary.false_terminations == 2
     assert thr["abuse"] <= 0.6
+
+
+def test_the_cost_of_an_early_end_decides_between_more_ends_and_no_early_ones() -> None:
+    """calibration.early_end_cost: 13 ends of which 2 early against 8 on time. At the old cost (an early end
+    = a miss + 1) the first wins; at 4 (a miss + 4) the second, as the gate on early ends asks."""
+
+    def summary(terminated: int, early: int) -> ReplaySummary:
+        return ReplaySummary(
+            never_end=100, false_terminations=0, should_end=20, terminated=terminated, early=early,
+            self_harm_ended=0, lateness_mean=0.0, self_harm_ended_after_risk=0,
+        )  # fmt: skip
+
+    more, on_time = summary(13, 2), summary(8, 0)
+    assert more.utility() == 9 and more.utility(4) == 3 and on_time.utility(4) == 8
+    assert _key(more, 0.01) > _key(on_time, 0.01)
+    assert _key(more, 0.01, 4.0) < _key(on_time, 0.01, 4.0)
