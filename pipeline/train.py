@@ -87,6 +87,11 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             raise ValueError("optim.select_on must be valid_loss or valid_macro_f1")
         if samp.get("max_train_windows") is not None and int(samp["max_train_windows"]) < 1:
             raise ValueError("sampling.max_train_windows must be positive or null")
+        scale = opt.get("pos_weight_scale") or {}
+        if not isinstance(scale, Mapping) or set(scale) - set(MODEL_LABELS):
+            raise ValueError(f"optim.pos_weight_scale must map labels of {list(MODEL_LABELS)} to multipliers")
+        if any(float(v) <= 0 for v in scale.values()):
+            raise ValueError("optim.pos_weight_scale multipliers must be positive")
         for key in ("context_swap", "context_swap_empty"):
             if not 0.0 <= float(samp.get(key, 0.0)) <= 1.0:
                 raise ValueError(f"sampling.{key} must be in [0, 1]")
@@ -227,7 +232,7 @@ def fit(
         echo = role_echo_windows(train_all, train_convs, encoder, n_echo, seed + 3, subset)
         train_ws = concat_windows(train_ws, echo)
     valid_idx = select_training_windows(valid_all, samp.get("max_valid_windows"), seed + 1)
-    pw_np = pos_weight(train_ws, float(opt_cfg.get("pos_weight_cap", 20.0)))
+    pw_np = pos_weight(train_ws, float(opt_cfg.get("pos_weight_cap", 20.0)), opt_cfg.get("pos_weight_scale"))
     if ctx.is_main:
         log.info(
             "windows: train %d of %d (%d positive, %d hard negative), valid %d of %d; pos_weight %s",

@@ -10,7 +10,7 @@ context (their `labels: []` means unknown, not benign).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,12 +237,19 @@ def _rare_positives(
     return sorted(rare), extra
 
 
-def pos_weight(ws: WindowSet, cap: float = 20.0) -> np.ndarray:
-    """neg/pos per label over the rows where the label applies, capped (BCE pos_weight)."""
+def pos_weight(ws: WindowSet, cap: float = 20.0, scale: Mapping[str, float] | None = None) -> np.ndarray:
+    """neg/pos per label over the rows where the label applies, capped (BCE pos_weight), then multiplied by
+    `scale[label]`: a head whose misses cost more than its false alarms (the self-harm veto) is trained for
+    recall beyond class balance."""
     pos = (ws.labels * ws.mask).sum(axis=0)
     neg = ((1 - ws.labels) * ws.mask).sum(axis=0)
-    w = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
-    return np.clip(w, 1.0, cap).astype(np.float32)
+    w = np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cap)
+    unknown = set(scale or {}) - set(MODEL_LABELS)
+    if unknown:
+        raise ValueError(f"pos_weight_scale: unknown labels {sorted(unknown)}")
+    for j, name in enumerate(MODEL_LABELS):
+        w[j] *= float((scale or {}).get(name, 1.0))
+    return w.astype(np.float32)
 
 
 def length_buckets(

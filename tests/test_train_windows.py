@@ -100,6 +100,12 @@ def test_pos_weight_and_buckets(encoder):
     ws = build_windows(make_conversations(40, seed=3), encoder)
     pw = pos_weight(ws, cap=5.0)
     assert pw.shape == (len(MODEL_LABELS),) and np.all(pw >= 1.0) and np.all(pw <= 5.0)
+    scaled = pos_weight(ws, cap=5.0, scale={"self_harm_risk": 3.0})
+    j = MODEL_LABELS.index("self_harm_risk")
+    assert scaled[j] == pytest.approx(3.0 * pw[j])  # scaled after the cap: recall beyond class balance
+    assert np.array_equal(np.delete(scaled, j), np.delete(pw, j))
+    with pytest.raises(ValueError, match="unknown labels"):
+        pos_weight(ws, scale={"not_a_label": 2.0})
     batches = length_buckets(list(range(len(ws))), ws.lengths, 8, np.random.default_rng(0))
     assert sorted(i for b in batches for i in b) == list(range(len(ws)))
     assert all(len(b) <= 8 for b in batches)
@@ -161,3 +167,18 @@ def test_role_echo_turns_the_splits_own_refusals_into_benign_user_turns(encoder)
     both = concat_windows(ws, echo)
     assert len(both) == len(ws) + 30 and both.roles[-1] == "user"
     np.testing.assert_array_equal(both.labels[: len(ws)], ws.labels)
+
+
+@pytest.mark.parametrize(
+    "scale, message",
+    [({"nope": 2.0}, "must map labels"), ({"self_harm_risk": 0.0}, "must be positive"), ([3.0], "must map labels")],
+)
+def test_check_config_refuses_a_bad_pos_weight_scale(scale, message):
+    from pipeline.config import ConfigError, load_config
+    from pipeline.train import check_config
+
+    cfg = load_config("train", "smoke")
+    check_config(cfg)
+    cfg["optim"]["pos_weight_scale"] = scale
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg)
