@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,19 @@ def _action(t: TurnResult) -> Action:
     return Action(t.index, t.role, t.action, t.reason, tuple(t.evidence))
 
 
-def replay_live(guard: Guard, conversations: Sequence[Conversation]) -> list[list[TurnResult]]:
-    """Guard.observe turn by turn: exactly what production does for a live chat."""
-    out = []
-    for conv in tqdm(conversations, desc="verify (live)", unit="conv", file=sys.stderr):
+def replay_live(guard: Guard, conversations: Sequence[Conversation], workers: int = 1) -> list[list[TurnResult]]:
+    """Guard.observe turn by turn: exactly what production does for a live chat.
+
+    `workers` threads share the one Guard, as a server's request threads do (each conversation stays on one
+    thread; onnxruntime releases the GIL while it scores), so a 2-core host replays in about half the time."""
+
+    def one(conv: Conversation) -> list[TurnResult]:
         state = guard.new_conversation()
-        out.append([guard.observe(state, t.role, t.text) for t in conv.turns])
-    return out
+        return [guard.observe(state, t.role, t.text) for t in conv.turns]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(one, conversations)  # in order
+        return list(tqdm(results, total=len(conversations), desc="verify (live)", unit="conv", file=sys.stderr))
 
 
 def replay_batch(guard: Guard, conversations: Sequence[Conversation]) -> list[list[TurnResult]]:
@@ -113,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"bundle thresholds differ from {args.thresholds}: re-run export")
     test = read_split(args.test_split)
     t0 = time.perf_counter()
-    results = replay_live(guard, test) if mode == "live" else replay_batch(guard, test)
+    workers = int(vcfg.get("workers", 1))
+    results = replay_live(guard, test, workers) if mode == "live" else replay_batch(guard, test)
     seconds = time.perf_counter() - t0
     n_turns = sum(len(r) for r in results)
     degraded = sum(t.degraded for r in results for t in r)

@@ -68,3 +68,13 @@ def test_verify_fails_when_numbers_differ(setup, capsys) -> None:
     assert verify.main(args) == 1
     assert "serving replay differs from evaluate: false_termination_rate" in capsys.readouterr().err
     assert json.loads((md / "serving.json").read_text())["passed"] is False
+
+
+def test_live_replay_with_worker_threads_matches_one_thread(bundle) -> None:
+    """Threads sharing the one Guard (verify.workers) must not change a single turn's result, nor their order."""
+    test = read_split(bundle.parent / "splits" / "test.parquet")
+    guard = Guard.load(bundle)
+    one = verify.replay_live(guard, test, workers=1)
+    four = verify.replay_live(guard, test, workers=4)
+    assert [[t.to_dict() for t in conv] for conv in one] == [[t.to_dict() for t in conv] for conv in four]
+    assert [len(r) for r in four] == [len(c.turns) for c in test]
