@@ -55,9 +55,25 @@ class WindowSpec:
         return self.max_turn_tokens * 16
 
 
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode: lone surrogates become U+FFFD, a surrogate pair written as two code points
+    becomes the character it encodes.
+
+    Why: a browser's `JSON.stringify` can send a lone surrogate (`"\\ud800"`), which the Rust tokenizer
+    refuses. A turn that cannot be tokenised would go unscored, so one such character in every user turn
+    would switch the guard off for that user. Cleaning it keeps the rest of the turn scored; it costs one
+    UTF-8 encode of text that is already valid.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def turn_string(role: str, text: str) -> str:
     """The text the model sees for one turn: the role is part of the input."""
-    return f"{role}: {text}"
+    return f"{role}: {clean_text(text)}"
 
 
 class WindowEncoder:
@@ -82,6 +98,11 @@ class WindowEncoder:
         """Why no copy: the tokenizer read here is ours alone, and a second parse of tokenizer.json cost ~30 ms
         of a scorer's cold start."""
         return cls(Tokenizer.from_file(str(path)), spec, private_copy=False)
+
+    @classmethod
+    def from_json(cls, text: str, spec: WindowSpec) -> WindowEncoder:
+        """From tokenizer.json's text (the bytes a bundle load has just verified)."""
+        return cls(Tokenizer.from_str(text), spec, private_copy=False)
 
     def _special(self, names: Sequence[str]) -> int:
         for name in names:
