@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Guard"]
+__all__ = ["ConversationState", "Guard"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from serving.guard import Guard
 
         return Guard
+    if name == "ConversationState":
+        from serving.state import ConversationState
+
+        return ConversationState
     raise AttributeError(f"module 'serving' has no attribute {name!r}")

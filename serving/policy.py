@@ -118,16 +118,116 @@ class PolicyState:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PolicyState:
-        return cls(
-            next_index=int(d["next_index"]),
-            flagged=[(int(i), tuple(k)) for i, k in d.get("flagged", [])],
-            redirects=[int(i) for i in d.get("redirects", [])],
-            last_self_harm=d.get("last_self_harm"),
-            end_turn=d.get("end_turn"),
-            end_reason=d.get("end_reason"),
-            end_evidence=tuple(d.get("end_evidence", ())),
+    def from_dict(cls, d: Any, config: PolicyConfig | None = None) -> PolicyState:
+        """A state `to_dict` wrote, checked field by field; StateError (a ValueError) names what is wrong.
+
+        Why so strict: states travel through clients (HTTP), and a state is what decides `end`. A forged
+        `end_turn` would end every later turn, flags that were never raised would end a benign chat, and a
+        missing veto would end an at-risk user's. Anything `to_dict` cannot have written is refused, and with
+        `config` the window bounds the policy keeps are checked too.
+        """
+        if not isinstance(d, Mapping):
+            raise StateError("policy", f"must be an object, got {type(d).__name__}")
+        keys = set(d)
+        if keys != _STATE_KEYS:
+            missing, unknown = sorted(_STATE_KEYS - keys), sorted(str(k) for k in keys - _STATE_KEYS)
+            raise StateError("policy", f"missing keys {missing}" if missing else f"unknown keys {unknown}")
+        n = _index(d["next_index"], "policy.next_index", _MAX_INDEX + 1)
+        flagged = _list(d["flagged"], "policy.flagged")
+        items: list[tuple[int, tuple[str, ...]]] = []
+        for j, f in enumerate(flagged):
+            where = f"policy.flagged[{j}]"
+            if not isinstance(f, list) or len(f) != 2:
+                raise StateError(where, "must be [turn index, [kinds]]")
+            kinds = _list(f[1], f"{where}[1]")
+            if not kinds or len(set(kinds)) != len(kinds) or not set(kinds) <= set(FLAG_KINDS):
+                raise StateError(f"{where}[1]", f"must be distinct kinds of {list(FLAG_KINDS)}")
+            items.append((_index(f[0], f"{where}[0]", n), tuple(kinds)))
+        redirects = [
+            _index(r, f"policy.redirects[{j}]", n) for j, r in enumerate(_list(d["redirects"], "policy.redirects"))
+        ]
+        _increasing([i for i, _ in items], "policy.flagged")
+        _increasing(redirects, "policy.redirects")
+        last_sh = None if d["last_self_harm"] is None else _index(d["last_self_harm"], "policy.last_self_harm", n)
+        end_turn = None if d["end_turn"] is None else _index(d["end_turn"], "policy.end_turn", n)
+        reason, evidence_raw = d["end_reason"], _list(d["end_evidence"], "policy.end_evidence")
+        if end_turn is None and (reason is not None or evidence_raw):
+            raise StateError("policy.end_reason", "set although end_turn is null")
+        if end_turn is not None and reason not in END_REASONS:
+            raise StateError("policy.end_reason", f"must be one of {list(END_REASONS)} when end_turn is set")
+        limit = n if end_turn is None else end_turn + 1
+        evidence = [_index(e, f"policy.end_evidence[{j}]", limit) for j, e in enumerate(evidence_raw)]
+        _increasing(evidence, "policy.end_evidence")
+        if end_turn is not None and end_turn not in evidence:
+            raise StateError("policy.end_evidence", "must include end_turn")
+        if config is not None:
+            _check_plausible(config, n, items, redirects, end_turn, reason, evidence)
+        return cls(n, items, redirects, last_sh, end_turn, reason, tuple(evidence))
+
+
+class StateError(ValueError):
+    """A serialised state is not one this runtime wrote; `field` is where it first went wrong."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"state.{field_path}: {message}")
+        self.field = field_path
+
+
+#: Kinds a flagged turn can carry, and the keys `PolicyState.to_dict` writes (all of them, always).
+FLAG_KINDS = ("harmful_request", "abuse")
+_STATE_KEYS = {"next_index", "flagged", "redirects", "last_self_harm", "end_turn", "end_reason", "end_evidence"}
+#: Turn indices beyond this are refused: no conversation gets there, and it keeps JSON integers small.
+_MAX_INDEX = 10**12
+
+
+def _check_plausible(
+    config: PolicyConfig,
+    n: int,
+    flagged: list[tuple[int, tuple[str, ...]]],
+    redirects: list[int],
+    end_turn: int | None,
+    reason: str | None,
+    evidence: list[int],
+) -> None:
+    """What `step` under `config` can have left behind: turns inside the window, and an end whose evidence is
+    what that reason needs. (Only a signature proves a state was written by us: serving/state.py.)"""
+    if end_turn is None:  # an ended state stops forgetting (step returns early), a live one keeps the window
+        lo = n - config.window_turns
+        if (flagged and flagged[0][0] < lo) or (redirects and redirects[0] < lo):
+            raise StateError("policy", f"holds turns older than the policy window ({config.window_turns} turns)")
+        return
+    if reason == R_USER_END:
+        if evidence != [end_turn]:
+            raise StateError("policy.end_evidence", "a user's end request is its own evidence")
+        return
+    flags = [i for i, _ in flagged if i in evidence]
+    between = [r for r in redirects if r in evidence]
+    if len(flags) < config.min_flagged or len(between) < config.min_redirections or end_turn not in flags:
+        raise StateError(
+            "policy.end_evidence",
+            f"{reason} needs {config.min_flagged} flagged turns ending at end_turn "
+            f"and {config.min_redirections} redirections among its evidence",
         )
+
+
+def _index(value: Any, where: str, below: int) -> int:
+    """`value` as a turn index in [0, below): an int, never a bool, a float or a string."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StateError(where, f"must be an integer turn index, got {type(value).__name__}")
+    if not 0 <= value < below:
+        raise StateError(where, f"{value} is outside 0..{below - 1}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise StateError(where, f"must be a list, got {type(value).__name__}")
+    return value
+
+
+def _increasing(values: Sequence[int], where: str) -> None:
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise StateError(where, "turn indices must be strictly increasing")
 
 
 @dataclass(frozen=True)
