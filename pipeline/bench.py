@@ -165,10 +165,6 @@ def criteria(result: dict[str, Any]) -> dict[str, Any]:
     if i8 and "cold_start" in i8:
         out["fresh_process_rss_le_150mb"] = i8["cold_start"]["peak_rss_mb"] <= 150
         out["fresh_process_ready_le_0_5s"] = i8["cold_start"]["process_wall_s"] <= 0.5
-    if i8 and "cold_start_hash_cached" in i8:
-        out["fresh_process_ready_le_0_5s_hash_cached"] = i8["cold_start_hash_cached"]["process_wall_s"] <= 0.5
-    if i8 and "cold_start_verify_loaded" in i8:
-        out["fresh_process_ready_le_0_5s_verify_loaded"] = i8["cold_start_verify_loaded"]["process_wall_s"] <= 0.5
     return out
 
 

@@ -36,7 +36,7 @@ from pipeline.outlier_channels import split_outlier_channels
 from pipeline.outlier_channels import summary as outlier_summary
 from pipeline.splits import read_split
 from pipeline.test_logits import load_test_logits
-from serving.bundle import MODEL_FILES, TOKENIZER_FILE, write_manifest
+from serving.bundle import MODEL_FILES, TOKENIZER_FILE, read_manifest, write_manifest
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig, first_end, replay
@@ -491,6 +491,9 @@ def log_to_mlflow(
                 info["registered_version"] = str(version)
                 client = mlflow.MlflowClient()
                 tracking.retry(client.set_registered_model_alias, ONNX_MODEL_NAME, "candidate", str(version))
+                digest = read_manifest(bundle_dir, verify=False).digest  # what a deployment pins
+                tracking.retry(client.set_model_version_tag, ONNX_MODEL_NAME, str(version), "bundle_digest", digest)
+                info["bundle_digest"] = digest
     return info
 
 

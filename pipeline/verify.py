@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems.append("quality gates failed on the serving replay: " + ", ".join(grep["failed"]))
     out = {
         "mode": mode,
-        "model": guard.model.path.name,
+        "model": guard.model.name,
         "bundle": str(args.bundle),
         "conversations": len(test),
         "turns": n_turns,

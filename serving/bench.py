@@ -16,7 +16,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 
 from serving.bundle import MODEL_FILES
 from serving.guard import ConversationState, Guard
-from serving.hash_cache import ENV as HASH_CACHE_ENV
 from serving.rescore import RescoreConfig
 from serving.window import WindowEncoder
 
@@ -204,7 +202,7 @@ COLD_START_CODE = (
     + """
 from serving.guard import Guard
 t1 = time.perf_counter()
-guard = Guard.load(sys.argv[1], model=sys.argv[2], verify=True if sys.argv[3] == "all" else sys.argv[3])
+guard = Guard.load(sys.argv[1], model=sys.argv[2])
 t2 = time.perf_counter()
 result = guard.observe(guard.new_conversation(), "user", "hello, can you help me plan a trip?")
 t3 = time.perf_counter()
@@ -221,15 +219,11 @@ def fresh_process(
     code: str,
     runs: int,
     cwd: str | Path | None = None,
-    hash_cache: Callable[[int], str] | None = None,
 ) -> dict[str, Any]:
-    """Run `code` in `runs` fresh interpreters; median of each field plus spawn-to-exit wall time.
-    `hash_cache(run)` names each run's ESCALATION_GUARD_HASH_CACHE (default: off)."""
+    """Run `code` in `runs` fresh interpreters; median of each field plus spawn-to-exit wall time."""
     rows = []
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", HASH_CACHE_ENV: "off"}
-    for run in range(runs):
-        if hash_cache is not None:
-            env[HASH_CACHE_ENV] = hash_cache(run)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for _ in range(runs):
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
@@ -270,26 +264,9 @@ def machine() -> dict[str, Any]:
 
 
 def cold_starts(bundle: str | Path, model: str, runs: int) -> dict[str, dict[str, Any]]:
-    """Fresh scorer processes, three ways:
-    `cold_start`: the first load on a machine, every file's sha256 computed (an empty hash cache per run);
-    `cold_start_hash_cached`: a later process, which trusts the digests an earlier one recorded for unchanged
-    files (serving/hash_cache.py; the cache is filled by one untimed process first);
-    `cold_start_verify_loaded`: `verify="loaded"`, only the files this process reads are hashed, no cache."""
+    """Fresh scorer processes: import, load (the files it reads hashed from the bytes it loads), first turn."""
     root = Path(__file__).resolve().parent.parent
-    args = [str(bundle), model, "all"]
-    with tempfile.TemporaryDirectory(prefix="eg-bench-cache-") as tmp:
-        out = {
-            "cold_start": fresh_process(
-                args, COLD_START_CODE, runs, cwd=root, hash_cache=lambda r: f"{tmp}/first{r}.json"
-            )
-        }
-        warm = f"{tmp}/shared.json"
-        fresh_process(args, COLD_START_CODE, 1, cwd=root, hash_cache=lambda r: warm)
-        out["cold_start_hash_cached"] = fresh_process(args, COLD_START_CODE, runs, cwd=root, hash_cache=lambda r: warm)
-        if not Path(warm).is_file():
-            log.warning("the hash cache was not written (bundle files changed in the last seconds?)")
-    out["cold_start_verify_loaded"] = fresh_process([str(bundle), model, "loaded"], COLD_START_CODE, runs, cwd=root)
-    return out
+    return {"cold_start": fresh_process([str(bundle), model], COLD_START_CODE, runs, cwd=root)}
 
 
 def run_bench(
@@ -335,7 +312,7 @@ def run_bench(
             }
         wins = throughput_windows(guard.encoder, 64, batch_size)
         engine["throughput"] = batch_throughput(guard, wins, batch_size, batch_rounds)
-        engine["size_mb"] = round(guard.model.path.stat().st_size / 2**20, 2)
+        engine["size_mb"] = round((Path(bundle) / guard.model.name).stat().st_size / 2**20, 2)
         if cold_start_runs > 0:
             engine.update(cold_starts(bundle, model, cold_start_runs))
         result["engines"][f"onnx_{model}"] = engine
@@ -347,7 +324,7 @@ def print_table(result: dict[str, Any], baseline: str | None = None) -> None:
     engines = result["engines"]
     targets = list(next(iter(engines.values()))["latency"])
     header = f"{'engine':<12}" + "".join(f"{'~' + t + ' tok p50/p99 ms':>24}" for t in targets)
-    header += f"{'batch win/s':>13}{'cold RSS MB':>13}{'ready s':>9}{'cached s':>10}"
+    header += f"{'batch win/s':>13}{'cold RSS MB':>13}{'ready s':>9}"
     print(header)
     for name, e in engines.items():
         row = f"{name:<12}"
@@ -357,7 +334,6 @@ def print_table(result: dict[str, Any], baseline: str | None = None) -> None:
         cs = e.get("cold_start", {})
         row += f"{e['throughput']['windows_per_s']:>13.0f}"
         row += f"{cs.get('peak_rss_mb', float('nan')):>13.0f}{cs.get('process_wall_s', float('nan')):>9.2f}"
-        row += f"{e.get('cold_start_hash_cached', {}).get('process_wall_s', float('nan')):>10.2f}"
         print(row)
     print("window tokens: " + ", ".join(f"~{k}: {v}" for k, v in result["windows"].items()))
     for name, e in engines.items():

@@ -1,10 +1,14 @@
 """The serving bundle: `bundle.json` plus the files it vouches for.
 
-A bundle is what production loads: the ONNX model(s), the tokenizer, the window
-spec, calibrated temperatures, thresholds and policy, and provenance. Every file is
-listed with its sha256 and loading refuses a bundle whose files are missing,
-changed or unlisted-but-required, so the scorer can never silently run a model
-other than the one that was evaluated and exported.
+A bundle is what production loads: the ONNX model(s), the tokenizer, the window spec, calibrated
+temperatures, thresholds and policy, and provenance. Every file is listed with its sha256, and loading
+refuses a bundle whose files are missing or changed, so the scorer never silently runs a model other
+than the one that was evaluated and exported.
+
+What that does not protect: `bundle.json` itself. Anyone who can write the folder can change a threshold,
+or swap a model and recompute its hash. The manifest's own sha256 (`BundleManifest.digest`, shown by
+`inspect`, `/readyz` and the MLflow model version) is what a deployment pins: `Guard.load(...,
+expected_digest=...)` refuses any other bundle.
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
 from serving.rescore import RescoreConfig
@@ -30,15 +33,14 @@ MANIFEST = "bundle.json"
 MODEL_FILES: dict[str, str] = {"int8": "model.onnx", "fp32": "model.fp32.onnx"}
 TOKENIZER_FILE = "tokenizer.json"
 REQUIRED_FILES: tuple[str, ...] = (MODEL_FILES["int8"], TOKENIZER_FILE)
-#: Files larger than this also get one sha256 per chunk of this size (`chunks` in bundle.json), so that
-#: loading can check one file on several cores: one sha256 stream over the 91 MB fp32 model was the
-#: critical path of a cold start (~0.23 s at ~400 MB/s on a CPU without SHA extensions).
-CHUNK_BYTES = 8 * 1024 * 1024
-_READ_BYTES = 1024 * 1024
 
 
 class BundleError(Exception):
     """The bundle is missing, incomplete, tampered with or of an unknown format."""
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -46,53 +48,6 @@ def sha256_file(path: str | Path) -> str:
     read() loop on the 91 MB fp32 model."""
     with Path(path).open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def sha256_range(path: str | Path, offset: int, length: int) -> str:
-    """Hex sha256 of `length` bytes of a file from `offset` (fewer if the file ends first)."""
-    h = hashlib.sha256()
-    buf = bytearray(min(_READ_BYTES, max(length, 1)))
-    view = memoryview(buf)
-    with Path(path).open("rb") as fh:
-        fh.seek(offset)
-        left = length
-        while left > 0:
-            n = fh.readinto(view[: min(left, len(buf))])
-            if not n:
-                break
-            h.update(view[:n])  # hashlib releases the GIL for large buffers: chunks hash in parallel
-            left -= n
-    return h.hexdigest()
-
-
-def file_digests(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, list[str]]:
-    """Whole-file sha256 and, for a file larger than `chunk_bytes`, the sha256 of each chunk (one read)."""
-    whole = hashlib.sha256()
-    chunks: list[str] = []
-    size = Path(path).stat().st_size
-    with Path(path).open("rb") as fh:
-        while True:
-            data = fh.read(chunk_bytes)
-            if not data:
-                break
-            whole.update(data)
-            if size > chunk_bytes:
-                chunks.append(hashlib.sha256(data).hexdigest())
-    return whole.hexdigest(), chunks
-
-
-@dataclass(frozen=True)
-class ChunkDigests:
-    """sha256 of consecutive `chunk_bytes`-sized pieces of one file (the last may be shorter)."""
-
-    chunk_bytes: int
-    sha256: tuple[str, ...]
-
-    def expected_count(self, size: int) -> int:
-        return max(1, -(-size // self.chunk_bytes))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"chunk_bytes": self.chunk_bytes, "sha256": list(self.sha256)}
 
 
 @dataclass(frozen=True)
@@ -110,13 +65,13 @@ class BundleManifest:
     created_at: str | None = None
     format_version: int = FORMAT_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
-    #: Per-chunk digests of large files (optional; `files` keeps the whole-file sha256 of every file).
-    chunks: Mapping[str, ChunkDigests] = field(default_factory=dict)
     #: Optional: which bundle model re-scores turns near a threshold, and how near (serving/rescore.py).
     rescore: RescoreConfig | None = None
     #: Optional (`session.disabled_optimizers`): onnxruntime graph fusions the scorer's sessions skip, chosen by
     #: the export that measured them (SkipLayerNormFusion: 12-14 % slower int8 on our CPU with it).
     disabled_optimizers: tuple[str, ...] = ()
+    #: sha256 of the `bundle.json` bytes this was read from (None for one built in memory): what deployments pin.
+    digest: str | None = field(default=None, compare=False)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -131,7 +86,6 @@ class BundleManifest:
             "temperatures": {k: float(v) for k, v in self.temperatures.items()},
             "policy": self.policy.to_dict(),
             "files": dict(sorted(self.files.items())),
-            "chunks": {k: v.to_dict() for k, v in sorted(self.chunks.items())},
             "base_model": self.base_model,
             "mlflow_run_id": self.mlflow_run_id,
             "data_version": self.data_version,
@@ -144,7 +98,7 @@ class BundleManifest:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = MANIFEST) -> BundleManifest:
+    def from_dict(cls, d: Mapping[str, Any], source: str = MANIFEST, digest: str | None = None) -> BundleManifest:
         def need(key: str) -> Any:
             if key not in d:
                 raise BundleError(f"{source}: missing key {key!r}")
@@ -155,12 +109,16 @@ class BundleManifest:
             raise BundleError(
                 f"{source}: format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION})"
             )
-        labels = tuple(need("labels"))
+        labels = need("labels")
+        labels = tuple(labels) if isinstance(labels, list) else labels
         if labels != MODEL_LABELS:
-            raise BundleError(f"{source}: labels {list(labels)} do not match this runtime's {list(MODEL_LABELS)}")
+            raise BundleError(f"{source}: labels {labels!r} do not match this runtime's {list(MODEL_LABELS)}")
         files = need("files")
-        if not isinstance(files, Mapping) or not all(isinstance(v, str) for v in files.values()):
+        if not isinstance(files, Mapping) or not all(_is_sha256(v) for v in files.values()):
             raise BundleError(f"{source}: 'files' must map file names to sha256 hex digests")
+        for name in files:
+            if not isinstance(name, str) or Path(name).name != name:
+                raise BundleError(f"{source}: file name {name!r} must not contain a path")
         try:
             window = WindowSpec.from_dict(need("window"))
             policy_d = dict(need("policy"))
@@ -173,7 +131,6 @@ class BundleManifest:
             policy = PolicyConfig.from_dict(policy_d)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{source}: {exc}") from None
-        chunks = _parse_chunks(d.get("chunks") or {}, files, source)
         rescore = None
         if d.get("rescore") is not None:
             try:
@@ -201,9 +158,9 @@ class BundleManifest:
             created_at=d.get("created_at"),
             format_version=version,
             extra=dict(d.get("extra") or {}),
-            chunks=chunks,
             rescore=rescore,
             disabled_optimizers=disabled,
+            digest=digest,
         )
 
 
@@ -219,29 +176,6 @@ def _parse_session(raw: Any, source: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_chunks(raw: Any, files: Mapping[str, str], source: str) -> dict[str, ChunkDigests]:
-    if not isinstance(raw, Mapping):
-        raise BundleError(f"{source}: 'chunks' must map file names to chunk digests")
-    out: dict[str, ChunkDigests] = {}
-    for name, c in raw.items():
-        if name not in files:
-            raise BundleError(f"{source}: chunk digests for {name!r}, which is not listed in 'files'")
-        size = c.get("chunk_bytes") if isinstance(c, Mapping) else None
-        digests = c.get("sha256") if isinstance(c, Mapping) else None
-        if (
-            not isinstance(size, int)
-            or size <= 0
-            or not isinstance(digests, list)
-            or not digests
-            or not all(isinstance(h, str) and len(h) == 64 for h in digests)
-        ):
-            raise BundleError(
-                f"{source}: chunks of {name!r} need a positive 'chunk_bytes' and a list of sha256 hex digests"
-            )
-        out[name] = ChunkDigests(size, tuple(digests))
-    return out
-
-
 def write_manifest(
     bundle_dir: str | Path,
     *,
@@ -253,20 +187,13 @@ def write_manifest(
     data_version: str | None = None,
     created_at: str | None = None,
     extra: Mapping[str, Any] | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
     rescore: RescoreConfig | None = None,
     disabled_optimizers: Sequence[str] = (),
 ) -> BundleManifest:
-    """Hash every file already in `bundle_dir` (and each `chunk_bytes` chunk of the large ones) and write
-    `bundle.json` beside them."""
+    """Hash every file already in `bundle_dir` and write `bundle.json` beside them; returns the manifest
+    with its digest."""
     bundle_dir = Path(bundle_dir)
-    files: dict[str, str] = {}
-    chunks: dict[str, ChunkDigests] = {}
-    for p in sorted(bundle_dir.iterdir()):
-        if p.is_file() and p.name != MANIFEST:
-            files[p.name], pieces = file_digests(p, chunk_bytes)
-            if pieces:
-                chunks[p.name] = ChunkDigests(chunk_bytes, tuple(pieces))
+    files = {p.name: sha256_file(p) for p in sorted(bundle_dir.iterdir()) if p.is_file() and p.name != MANIFEST}
     missing = [f for f in REQUIRED_FILES if f not in files]
     if missing:
         raise BundleError(f"{bundle_dir}: cannot write a bundle without {missing}")
@@ -281,23 +208,28 @@ def write_manifest(
         data_version=data_version,
         created_at=created_at,
         extra=dict(extra or {}),
-        chunks=chunks,
         rescore=rescore,
         disabled_optimizers=tuple(disabled_optimizers),
     )
     if rescore is not None and rescore.model not in files:
         raise BundleError(f"{bundle_dir}: rescore.model {rescore.model!r} is not a file of this bundle")
+    data = (json.dumps(manifest.to_dict(), indent=2) + "\n").encode("utf-8")
     tmp = bundle_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_bytes(data)
     os.replace(tmp, bundle_dir / MANIFEST)
-    return manifest
+    return BundleManifest.from_dict(manifest.to_dict(), digest=manifest_digest(data))
 
 
-def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> BundleManifest:
+def manifest_digest(data: bytes) -> str:
+    """How a bundle is named for pinning: `sha256:` + the hex sha256 of its bundle.json bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(bundle_dir: str | Path, *, verify: bool = True, expected_digest: str | None = None) -> BundleManifest:
     """Parse `bundle.json` and (by default) check every listed file's sha256.
 
-    Raises BundleError naming the first problem: no manifest, bad JSON, a required
-    file not listed, a listed file missing, or a hash mismatch.
+    Raises BundleError naming the first problem: no manifest, bad JSON, a manifest other than the pinned
+    `expected_digest`, a required file not listed, a listed file missing, or a hash mismatch.
     """
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST
@@ -306,37 +238,68 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> BundleManif
     if not path.is_file():
         raise BundleError(f"{path}: not found (is {bundle_dir} a bundle written by `python -m pipeline.export`?)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = path.read_bytes()
+        raw = json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: unreadable: {exc}") from None
+    digest = manifest_digest(data)
+    if expected_digest is not None and digest != expected_digest:
+        raise BundleError(f"{path}: digest {digest} is not the pinned {expected_digest}: refusing this bundle")
     if not isinstance(raw, dict):
         raise BundleError(f"{path}: must hold a JSON object")
-    manifest = BundleManifest.from_dict(raw, source=str(path))
+    try:
+        manifest = BundleManifest.from_dict(raw, source=str(path), digest=digest)
+    except (TypeError, AttributeError, KeyError) as exc:  # a field of the wrong shape deep inside
+        raise BundleError(f"{path}: malformed: {type(exc).__name__}: {exc}") from None
     for name in REQUIRED_FILES:
         if name not in manifest.files:
             raise BundleError(f"{path}: required file {name} is not listed: incomplete bundle")
     if verify:
-        verify_files(bundle_dir, manifest, workers=os.cpu_count() or 1)
+        verify_files(bundle_dir, manifest)
     return manifest
 
 
-def verify_files(
-    bundle_dir: str | Path,
-    manifest: BundleManifest,
-    names: list[str] | None = None,
-    cache: HashCache | None = None,
-    workers: int = 1,
-) -> None:
-    """Check the sha256 of `names` (default: every listed file), raising BundleError on the first problem.
+def read_verified(bundle_dir: Path, manifest: BundleManifest, name: str, verify: bool = True) -> bytes:
+    """The bytes of one bundle file, checked against its sha256 when `verify`: what is checked is what is used."""
+    with open_verified(bundle_dir, manifest, name, verify) as (fh, _):
+        fh.seek(0)
+        return fh.read()
 
-    A file with chunk digests is checked chunk by chunk, and with `workers` > 1 the chunks and files are
-    hashed on that many threads (hashlib releases the GIL), so a large file costs its size divided by the
-    cores, not its size. With a `cache`, a file whose stat identity matches a digest remembered by an
-    earlier check is not read again (serving/hash_cache.py).
+
+@contextmanager
+def open_verified(
+    bundle_dir: Path, manifest: BundleManifest, name: str, verify: bool = True
+) -> Iterator[tuple[BinaryIO, str]]:
+    """An open bundle file whose sha256 matched (when `verify`), and a path that names that same open file.
+
+    Why a path to the open file (`/proc/self/fd/N` on Linux): onnxruntime loads a model from a path or from
+    bytes, and from bytes its Python session keeps a second copy of the model for its life (114 MB more RSS
+    for both models). Hashing an open file and loading it through its descriptor keeps the check and the use
+    on one inode: a file swapped in by rename after the check is not the one loaded.
     """
+    p = bundle_dir / name
+    if name not in manifest.files:
+        raise BundleError(f"{bundle_dir}: {name} is not listed in {MANIFEST}")
+    if not p.is_file():
+        raise BundleError(f"{p}: listed in {MANIFEST} but missing: incomplete bundle")
+    try:
+        fh = p.open("rb")
+    except OSError as exc:
+        raise BundleError(f"{p}: listed in {MANIFEST} but unreadable ({exc.strerror}): incomplete bundle") from None
+    with fh:
+        if verify:
+            actual = hashlib.file_digest(fh, "sha256").hexdigest()
+            if actual != manifest.files[name]:
+                raise BundleError(
+                    f"{p}: sha256 {actual[:16]}… does not match {MANIFEST}: the bundle was modified; refusing it"
+                )
+        by_fd = Path(f"/proc/self/fd/{fh.fileno()}")
+        yield fh, str(by_fd) if by_fd.exists() else str(p)
+
+
+def verify_files(bundle_dir: str | Path, manifest: BundleManifest, names: Sequence[str] | None = None) -> None:
+    """Check the sha256 of `names` (default: every listed file), raising BundleError on the first problem."""
     bundle_dir = Path(bundle_dir)
-    jobs: list[Callable[[], str | None]] = []
-    verified: list[tuple[Path, os.stat_result, str]] = []
     for name in names if names is not None else sorted(manifest.files):
         expected = manifest.files.get(name)
         if expected is None:
@@ -346,53 +309,9 @@ def verify_files(
         p = bundle_dir / name
         if not p.is_file():
             raise BundleError(f"{p}: listed in {MANIFEST} but missing: incomplete bundle")
-        st = p.stat()
-        if cache is not None and cache.lookup(p, st) == expected:
-            continue
-        verified.append((p, st, expected))
-        jobs.extend(_hash_jobs(p, st.st_size, expected, manifest.chunks.get(name)))
-    if workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(min(workers, len(jobs)), thread_name_prefix="bundle-hash") as pool:
-            errors = list(pool.map(lambda job: job(), jobs))
-    else:
-        errors = [job() for job in jobs]
-    for error in errors:
-        if error is not None:
-            raise BundleError(error)
-    if cache is not None:
-        for p, st, expected in verified:
-            cache.remember(p, st, expected)
-
-
-def _hash_jobs(p: Path, size: int, expected: str, chunks: ChunkDigests | None) -> list[Callable[[], str | None]]:
-    """Hashing work for one file: each returns None when its bytes match, else the error message."""
-    modified = "the bundle was modified; refusing it"
-    if chunks is None:
-
-        def whole() -> str | None:
-            actual = sha256_file(p)
-            if actual == expected:
-                return None
-            return f"{p}: sha256 {actual[:16]}… does not match {MANIFEST} ({expected[:16]}…): {modified}"
-
-        return [whole]
-    if chunks.expected_count(size) != len(chunks.sha256):
-        n = len(chunks.sha256)
-
-        def wrong_size() -> str:
-            return f"{p}: sha256 check failed, its size ({size} bytes) does not match the {n} chunks listed in {MANIFEST}: {modified}"
-
-        return [wrong_size]
-
-    def piece(i: int, want: str) -> Callable[[], str | None]:
-        def check() -> str | None:
-            off = i * chunks.chunk_bytes
-            actual = sha256_range(p, off, chunks.chunk_bytes)
-            if actual == want:
-                return None
-            end = min(size, off + chunks.chunk_bytes)
-            return f"{p}: sha256 of bytes {off}-{end} does not match {MANIFEST}: {modified}"
-
-        return check
-
-    return [piece(i, h) for i, h in enumerate(chunks.sha256)]
+        actual = sha256_file(p)
+        if actual != expected:
+            raise BundleError(
+                f"{p}: sha256 {actual[:16]}… does not match {MANIFEST} ({expected[:16]}…): "
+                "the bundle was modified; refusing it"
+            )

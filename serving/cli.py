@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from serving.bundle import BundleError, read_manifest, verify_files
+from serving.decision import Decision, TurnResult
 from serving.policy import CONTINUE, END, R_DEGRADED
-from serving.schema import Conversation, LineProblem, read_jsonl
+from serving.schema import Conversation, LineProblem, dumps_json, read_jsonl
 
 log = logging.getLogger("serving")
 
@@ -32,8 +32,10 @@ def error_record(problem: LineProblem) -> dict[str, Any]:
         obj = json.loads(problem.raw)
         if isinstance(obj, dict) and isinstance(obj.get("id"), str | int) and not isinstance(obj.get("id"), bool):
             conv_id = str(obj["id"])
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # malformed, too deep, or an integer too long
         pass
+    if isinstance(conv_id, str) and len(conv_id) > 200:
+        conv_id = conv_id[:200]
     return {
         "id": conv_id,
         "decision": CONTINUE,
@@ -43,6 +45,14 @@ def error_record(problem: LineProblem) -> dict[str, Any]:
         "degraded": True,
         "error": {"file": problem.path, "line": problem.line, "field": problem.field, "reason": problem.reason},
     }
+
+
+def failed_decisions(convs: list[Conversation], error: str) -> list[Decision]:
+    """What the scorer answers for conversations it could not score: continue, every turn degraded."""
+    return [
+        Decision.from_turns(c.id, [TurnResult.failed(i, t.role, error[:500]) for i, t in enumerate(c.turns)])
+        for c in convs
+    ]
 
 
 def _progress(total: int, enabled: bool):
@@ -79,7 +89,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         def flush() -> None:
             convs = [p for p in pending if isinstance(p, Conversation)]
-            decisions = iter(guard.assess_many([(c.id, c.turns) for c in convs]))
+            try:
+                decisions = iter(guard.assess_many([(c.id, c.turns) for c in convs]))
+            except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
+                log.exception("scoring %d conversations failed; writing them as continue/degraded", len(convs))
+                decisions = iter(failed_decisions(convs, f"{type(exc).__name__}: {exc}"))
             for item in pending:
                 if isinstance(item, LineProblem):
                     record = error_record(item)
@@ -89,7 +103,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                     counts["scored"] += 1
                     counts["ended"] += record["decision"] == END
                     counts["degraded"] += bool(record["degraded"])
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(dumps_json(record) + "\n")
             if bar is not None:
                 bar.update(len(pending))
             pending.clear()
@@ -119,13 +133,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.bundle, verify=False)
     try:
-        verify_files(args.bundle, manifest, workers=os.cpu_count() or 1)
-        integrity = "ok: every file matches its sha256"
+        verify_files(args.bundle, manifest)
+        integrity = "ok: every file matches its sha256 in bundle.json (pin the digest to protect bundle.json itself)"
     except BundleError as exc:
         integrity = f"FAILED: {exc}"
     d = manifest.to_dict()
     if args.json:
-        print(json.dumps({**d, "integrity": integrity}, indent=2))
+        print(json.dumps({**d, "digest": manifest.digest, "integrity": integrity}, indent=2))
         return 0 if integrity.startswith("ok") else 1
     print(f"bundle        {Path(args.bundle).resolve()}")
     print(f"format        {d['format_version']}   created {d['created_at']}")
@@ -154,6 +168,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"file          {name:<18} {size / 2**20:8.2f} MB  sha256 {sha}")
     for k, v in d["extra"].items():
         print(f"extra.{k:<8} {json.dumps(v)}")
+    print(f"digest        {manifest.digest}   (pin it: Guard.load(expected_digest=...), serve.bundle_digest)")
     print(f"integrity     {integrity}")
     return 0 if integrity.startswith("ok") else 1
 

@@ -15,86 +15,46 @@ something broke. Failures are logged and counted (`Guard.stats()`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serving.bundle import MODEL_FILES, TOKENIZER_FILE, BundleError, BundleManifest, read_manifest, verify_files
+from serving.bundle import (
+    MODEL_FILES,
+    TOKENIZER_FILE,
+    BundleError,
+    BundleManifest,
+    open_verified,
+    read_manifest,
+    read_verified,
+)
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.decision import Decision, TurnResult
-from serving.hash_cache import HashCache
 from serving.labels import MODEL_LABELS, ROLES, role_scores
-from serving.policy import PolicyConfig, PolicyState, step
+from serving.policy import PolicyConfig, PolicyState, StateError, step
 from serving.rescore import RescoreConfig, near_threshold
 from serving.session import OnnxModel
+from serving.state import ConversationState, StateLimits
 from serving.window import WindowEncoder, WindowSpec, pad_batch
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+__all__ = ["ConversationState", "Guard", "GuardInputError", "StateError"]
+
+#: Padded tokens per model batch at most (see `Guard._batches`).
+MAX_BATCH_TOKENS = 1024
+#: Model batches per scoring chunk in `assess_many`: the unit of progress, cancellation and fairness.
+CHUNK_BATCHES = 4
+#: |logit| above which a model's output is treated as a failure (trained heads stay within a few tens).
+MAX_ABS_LOGIT = 1e3
 
 
 class GuardInputError(TypeError):
     """The call itself is malformed (e.g. `turns` is not a list); per-turn problems degrade instead."""
-
-
-class ConversationState:
-    """One conversation branch: policy state + the cached token ids of the last `max_turns` dialogue turns.
-
-    Small (bounded by the policy window and `max_turns`), copyable and
-    JSON-serialisable, so a caller can store it between requests or fork it.
-    """
-
-    __slots__ = ("policy", "context", "max_turns")
-
-    def __init__(
-        self, max_turns: int, policy: PolicyState | None = None, context: Iterable[Sequence[int]] = ()
-    ) -> None:
-        self.max_turns = int(max_turns)
-        self.policy = policy if policy is not None else PolicyState()
-        self.context: deque[list[int]] = deque((list(c) for c in context), maxlen=self.max_turns)
-
-    @property
-    def next_index(self) -> int:
-        return self.policy.next_index
-
-    @property
-    def ended(self) -> bool:
-        return self.policy.end_turn is not None
-
-    def copy(self) -> ConversationState:
-        return ConversationState(self.max_turns, self.policy.copy(), self.context)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "max_turns": self.max_turns,
-            "policy": self.policy.to_dict(),
-            "context": [list(c) for c in self.context],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ConversationState:
-        if not isinstance(d, Mapping) or d.get("version") != STATE_VERSION:
-            raise ValueError(f"not a conversation state of version {STATE_VERSION}")
-        context = d.get("context", [])
-        if not isinstance(context, list) or not all(
-            isinstance(c, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in c) for c in context
-        ):
-            raise ValueError("state.context must be a list of lists of token ids")
-        return cls(int(d["max_turns"]), PolicyState.from_dict(d["policy"]), context)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ConversationState) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return f"ConversationState(next_index={self.next_index}, ended={self.ended}, context_turns={len(self.context)})"
 
 
 def _coerce_turn(turn: Any) -> tuple[str, str]:
@@ -172,21 +132,19 @@ class Guard:
         model: str = "int8",
         threads: int = 1,
         providers: Sequence[str] | None = None,
-        verify: bool | str = True,
+        verify: bool = True,
+        expected_digest: str | None = None,
         batch_size: int = 32,
-        hash_cache: HashCache | None = None,
         rescore: bool | str = True,
         disabled_optimizers: Sequence[str] | None = None,
     ) -> Guard:
-        """Load a bundle, refusing it if any file's sha256 differs from bundle.json.
+        """Load a bundle, refusing it if a file it reads differs from its sha256 in bundle.json.
 
         `model` is "int8" (model.onnx, the default), "fp32" (model.fp32.onnx) or a file name in the bundle.
-        `verify`: True checks every listed file; "loaded" only the model and tokenizer this scorer
-        reads (hashing the unused 90 MB fp32 model costs ~0.3 s of cold start on a slow CPU);
-        False skips hashing (tests of broken files only).
-        `hash_cache`: digests already checked by an earlier process, trusted while a file's device, inode,
-        size, mtime and ctime are unchanged (default: the per-user cache, `ESCALATION_GUARD_HASH_CACHE=off`
-        disables it; serving/hash_cache.py).
+        `verify`: each file is hashed from the very bytes the scorer then loads (no window between check and
+        use), the re-scoring model when it is first built; False skips hashing (tests of broken files only).
+        `expected_digest`: the bundle.json digest a deployment pins (`inspect` prints it); any other bundle,
+        e.g. one whose thresholds were edited and hashes recomputed, is refused.
         `rescore`: when the bundle names a re-scoring model (bundle.json `rescore`, serving/rescore.py), turns
         near a threshold are scored again by it: True builds its session on first need (a fresh process stays
         small and fast to start), "eager" at load (a server: no first-use pause), False never.
@@ -196,62 +154,23 @@ class Guard:
         bundle_dir = Path(bundle_dir)
         if rescore not in (True, False, "eager"):
             raise ValueError(f"rescore must be True, False or 'eager', got {rescore!r}")
-        if verify not in (True, False, "loaded"):
-            raise ValueError(f"verify must be True, False or 'loaded', got {verify!r}")
-        manifest = read_manifest(bundle_dir, verify=False)
+        if not isinstance(verify, bool):
+            raise ValueError(f"verify must be True or False, got {verify!r}")
+        manifest = read_manifest(bundle_dir, verify=False, expected_digest=expected_digest)
         skip = tuple(manifest.disabled_optimizers if disabled_optimizers is None else disabled_optimizers)
         filename = MODEL_FILES.get(model, model)
         if filename not in manifest.files:
             raise BundleError(f"{bundle_dir}: model {model!r} ({filename}) is not in this bundle")
-        loaded = [filename, TOKENIZER_FILE]
-        for name in loaded:  # an incomplete bundle gets BundleError, not onnxruntime's message about a path
-            if not (bundle_dir / name).is_file():
-                raise BundleError(f"{bundle_dir / name}: listed in bundle.json but missing: incomplete bundle")
-        # Hashing runs on worker threads while the tokenizer and the ORT session are built (hashlib and
-        # onnxruntime release the GIL), so verification costs about what building the session costs instead
-        # of adding to it. Large files are checked chunk by chunk on every core (bundle.json `chunks`): one
-        # sha256 stream over the 91 MB fp32 model beside the int8 one was the critical path of a cold start.
-        # The Guard is returned only after every hash matched: nothing is scored with an unverified file. If
-        # building fails, a hash mismatch is the error reported (it explains the failure).
-        names = sorted(manifest.files) if verify is True else loaded if verify else []
-        cache = (hash_cache if hash_cache is not None else HashCache.default()) if names else None
-        pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-verify") if names else None
-        workers = max(2, os.cpu_count() or 1)
-        pending = pool.submit(verify_files, bundle_dir, manifest, names, cache, workers) if pool else None
-        try:
-            encoder = WindowEncoder.from_file(str(bundle_dir / TOKENIZER_FILE), manifest.window)
-            onnx = OnnxModel(
-                bundle_dir / filename,
-                threads=threads,
-                providers=providers,
-                disabled_optimizers=skip,
-            )
-        except BaseException as exc:
-            if pending is not None:
-                try:
-                    pending.result()
-                except BundleError as bad:
-                    raise bad from exc
-            raise
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        if pending is not None:
-            pending.result()  # BundleError: a listed file is missing or modified
-        if cache is not None:
-            cache.save()
+        tokenizer = read_verified(bundle_dir, manifest, TOKENIZER_FILE, verify)
+        encoder = WindowEncoder.from_json(tokenizer.decode("utf-8"), manifest.window)
+
+        def session(name: str) -> OnnxModel:
+            with open_verified(bundle_dir, manifest, name, verify) as (_, path):
+                return OnnxModel(path, threads=threads, providers=providers, disabled_optimizers=skip, name=name)
+
+        onnx = session(filename)
         rs = manifest.rescore if rescore and manifest.rescore and manifest.rescore.model != filename else None
-        factory = None
-        if rs is not None:
-            rs_path, rs_checked = bundle_dir / rs.model, rs.model in names or verify is False
-
-            def factory() -> OnnxModel:
-                if not rs_checked:  # verify="loaded": this file is read only now, so it is checked only now
-                    late = hash_cache if hash_cache is not None else HashCache.default()
-                    verify_files(bundle_dir, manifest, [rs.model], late, workers)
-                    late.save()
-                return OnnxModel(rs_path, threads=threads, providers=providers, disabled_optimizers=skip)
-
+        factory = None if rs is None else (lambda: session(rs.model))
         guard = cls(
             onnx,
             encoder,
@@ -347,8 +266,7 @@ class Guard:
     def _score_with(self, model: OnnxModel, windows: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray | str]:
         out: list[np.ndarray | str] = [""] * len(windows)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
-        for lo in range(0, len(order), self.batch_size):
-            idx = order[lo : lo + self.batch_size]
+        for idx in self._batches(order, windows):
             try:
                 rows = self._run([windows[i] for i in idx], model)
             except Exception as exc:  # noqa: BLE001 - any runtime failure degrades, never ends
@@ -363,23 +281,69 @@ class Guard:
                 continue
             for i, row in zip(idx, rows, strict=True):
                 out[i] = row
-        for i, row in enumerate(out):
-            if isinstance(row, np.ndarray) and not np.all(np.isfinite(row)):
-                out[i] = "model: non-finite scores"
         return out
 
-    def _run(self, windows: Sequence[tuple[list[int], list[int]]], model: OnnxModel | None = None) -> np.ndarray:
+    def _batches(self, order: list[int], windows: Sequence[tuple[list[int], list[int]]]) -> list[list[int]]:
+        """Length-sorted batches of at most `batch_size` windows and MAX_BATCH_TOKENS padded tokens.
+
+        Why the token cap: batching speeds short windows up (1.4x at 16 tokens on our CPU) but not full ones
+        (none at 128), while a session's memory grows with batch x length: 32 windows of 128 tokens took int8
+        from 100 to 262 MB, and onnxruntime's arena keeps that peak for the life of the process."""
+        batches: list[list[int]] = []
+        for i in order:  # sorted by length: the last window of a batch is its longest
+            if (
+                batches
+                and len(batches[-1]) < self.batch_size
+                and (len(batches[-1]) + 1) * len(windows[i][0]) <= MAX_BATCH_TOKENS
+            ):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def _run(self, windows: Sequence[tuple[list[int], list[int]]], model: OnnxModel | None = None) -> list:
+        """Calibrated scores per window, or an error message for a window whose logits are not plausible.
+
+        Why the check is on the logits: after the sigmoid, +inf and -inf are 1 and 0, finite and confident,
+        and a broken model (fp16 overflow, a bad execution provider) would end chats. No trained head puts out
+        a logit beyond MAX_ABS_LOGIT; a model that does is broken, and a broken model never ends a chat.
+        """
         ids, mask, types = pad_batch(windows, self.encoder.pad_id)
         logits = (model or self.model).run(np.asarray(ids), np.asarray(mask), np.asarray(types))
         if logits.ndim != 2 or logits.shape != (len(windows), len(MODEL_LABELS)):
             raise RuntimeError(
                 f"model returned logits of shape {logits.shape}, expected ({len(windows)}, {len(MODEL_LABELS)})"
             )
-        return scores_from_logits(logits, self._temps)
+        finite = np.isfinite(logits).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            plausible = finite & (np.abs(logits) <= MAX_ABS_LOGIT).all(axis=1)
+        probs = scores_from_logits(np.where(plausible[:, None], logits, 0.0), self._temps)
+        return [
+            row if ok else "model: non-finite scores" if not fin else f"model: logits beyond ±{MAX_ABS_LOGIT:g}"
+            for row, ok, fin in zip(probs, plausible, finite, strict=True)
+        ]
 
     # ------------------------------------------------------------------ live use
+    @property
+    def bundle_digest(self) -> str | None:
+        """The loaded bundle.json's digest (None for a Guard built in memory): states are bound to it."""
+        return self.manifest.digest if self.manifest is not None else None
+
     def new_conversation(self) -> ConversationState:
-        return ConversationState(self.window.max_turns)
+        return ConversationState(self.window.max_turns, bundle=self.bundle_digest)
+
+    def restore_state(self, d: Any) -> ConversationState:
+        """A state from `ConversationState.to_dict`, refused (StateError, a ValueError) unless this bundle could
+        have written it: same bundle digest and window, token ids inside the vocabulary, every policy field
+        consistent (serving/state.py)."""
+        limits = StateLimits(
+            bundle=self.bundle_digest,
+            max_turns=self.window.max_turns,
+            max_turn_tokens=self.window.max_turn_tokens,
+            vocab_size=self.encoder.tokenizer.get_vocab_size(),
+            policy=self.policy,
+        )
+        return ConversationState.from_dict(d, limits)
 
     def observe(self, state: ConversationState, role: Any, text: Any) -> TurnResult:
         """Score one new turn of a live conversation and advance `state` (in place).
@@ -390,6 +354,8 @@ class Guard:
             raise GuardInputError(
                 f"state must be a ConversationState (from new_conversation()), got {type(state).__name__}"
             )
+        if state.bundle is not None and self.bundle_digest is not None and state.bundle != self.bundle_digest:
+            raise GuardInputError("state belongs to another bundle (its token ids and indices mean nothing here)")
         index = state.policy.next_index
         try:
             role, text = _check_role_text(role, text)
@@ -422,19 +388,25 @@ class Guard:
         return TurnResult.from_action(action, scores)
 
     # ------------------------------------------------------------------ whole conversations
-    def assess(self, turns: Iterable[Any], conv_id: str | None = None) -> Decision:
-        """Replay a whole conversation as if live (each turn sees only earlier turns)."""
-        return self.assess_many([(conv_id, turns)])[0]
+    def assess(
+        self, turns: Iterable[Any], conv_id: str | None = None, *, checkpoint: Callable[[], None] | None = None
+    ) -> Decision:
+        """Replay a whole conversation as if live (each turn sees only earlier turns); `checkpoint` as in
+        `assess_many`."""
+        return self.assess_many([(conv_id, turns)], checkpoint=checkpoint)[0]
 
     def assess_many(
         self,
         conversations: Iterable[tuple[str | None, Iterable[Any]]],
         *,
         progress: Callable[[int], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> list[Decision]:
         """Batch scoring for offline use: windows from many conversations share model batches.
 
-        `progress(n)` is called with the number of windows scored after each chunk.
+        `progress(n)` is called with the number of windows scored after each chunk of CHUNK_BATCHES batches;
+        `checkpoint()` before each chunk but the first: whatever it raises stops the work there (a server uses it
+        to stop scoring for a client that has gone, or past a deadline, and to let waiting requests in).
         """
         prepared = []
         for conv_id, turns in conversations:
@@ -474,10 +446,12 @@ class Guard:
                     window_roles.append(roles[(c, t)])
                     context.append(ids)
 
-        # 3. score in chunks (progress per chunk)
+        # 3. score in chunks (progress per chunk; `checkpoint` may stop the work or let others in between chunks)
         rows: list[np.ndarray | str] = []
-        chunk = max(self.batch_size * 8, 256)
+        chunk = self.batch_size * CHUNK_BATCHES  # windows; batches within a chunk may be smaller (token cap)
         for lo in range(0, len(windows), chunk):
+            if checkpoint is not None and lo:
+                checkpoint()
             rows.extend(self.score_windows(windows[lo : lo + chunk], window_roles[lo : lo + chunk]))
             if progress is not None:
                 progress(min(chunk, len(windows) - lo))

@@ -207,10 +207,26 @@ def read_jsonl(path: str | Path, *, require_labels: bool = False) -> Iterator[Co
                     str(p), lineno, "", f"malformed JSON: {exc.msg} (column {exc.colno})", text[:RAW_KEEP_CHARS]
                 )
                 continue
+            except (ValueError, RecursionError) as exc:  # too deep, or an integer too long to convert
+                reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+                yield LineProblem(str(p), lineno, "", f"malformed JSON: {reason}", text[:RAW_KEEP_CHARS])
+                continue
             try:
                 yield parse_conversation(obj, require_labels=require_labels)
             except SchemaError as exc:
                 yield LineProblem(str(p), lineno, exc.field, exc.message, text[:RAW_KEEP_CHARS])
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON text that always encodes as UTF-8: non-ASCII kept as is, unless a lone surrogate (valid in a
+    JSON string, not in UTF-8) is somewhere in it; then everything non-ASCII is escaped, and a client's id
+    comes back exactly as it was sent."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+    return text
 
 
 def roles_and_texts(turns: Sequence[Turn]) -> list[tuple[str, str]]:

@@ -60,9 +60,12 @@ class OnnxModel:
         providers: Sequence[str] | None = None,
         optimization: str = "all",
         disabled_optimizers: Sequence[str] = (),
+        name: str | None = None,
     ) -> None:
         """`disabled_optimizers`: onnxruntime graph transformers not to run (names as onnxruntime spells them,
-        e.g. "SkipLayerNormFusion"; bundle.json `session`). Why: a fusion is not always faster on every CPU."""
+        e.g. "SkipLayerNormFusion"; bundle.json `session`). Why: a fusion is not always faster on every CPU.
+        `name`: what to call the model (`path.name` by default; the bundle's file name when `path` is a
+        descriptor path, /proc/self/fd/N)."""
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1
@@ -75,6 +78,7 @@ class OnnxModel:
         }[optimization]
         so.log_severity_level = 3
         self.path = Path(path)
+        self.name = name or self.path.name
         self.providers = resolve_providers(providers)
         self.disabled_optimizers = tuple(disabled_optimizers)
         self.session = ort.InferenceSession(
@@ -86,12 +90,12 @@ class OnnxModel:
         self.inputs: dict[str, type] = {}
         for inp in self.session.get_inputs():
             if inp.name not in KNOWN_INPUTS:
-                raise SessionError(f"{self.path}: graph input {inp.name!r} is not one of {KNOWN_INPUTS}")
+                raise SessionError(f"{self.name}: graph input {inp.name!r} is not one of {KNOWN_INPUTS}")
             if inp.type not in _ORT_INT_TYPES:
-                raise SessionError(f"{self.path}: graph input {inp.name!r} has type {inp.type}, expected int64/int32")
+                raise SessionError(f"{self.name}: graph input {inp.name!r} has type {inp.type}, expected int64/int32")
             self.inputs[inp.name] = _ORT_INT_TYPES[inp.type]
         if "input_ids" not in self.inputs:
-            raise SessionError(f"{self.path}: graph has no input_ids input")
+            raise SessionError(f"{self.name}: graph has no input_ids input")
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = "logits" if "logits" in outputs else outputs[0]
 

@@ -16,13 +16,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _hash_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Guard.load's per-user hash cache (serving/hash_cache.py) goes to a session temp file, never ~/.cache;
-    subprocesses (CLI, pipeline end-to-end) inherit it."""
-    os.environ.setdefault("ESCALATION_GUARD_HASH_CACHE", str(tmp_path_factory.mktemp("hash-cache") / "cache.json"))
-
-
 @pytest.fixture(scope="session")
 def base_tokenizer_path() -> Path:
     """tokenizer.json of the base model package (a project dependency; only the tokenizer, no weights)."""

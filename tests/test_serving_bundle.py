@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.bundle import BundleError, read_manifest, write_manifest
+from serving.bundle import BundleError, read_manifest
 from serving.cli import main as cli_main
 from serving.guard import Guard
 
@@ -42,7 +42,7 @@ def test_manifest_records_everything(bundle) -> None:
     assert d["base_model"] == "tiny-random-bert" and d["data_version"] == "test-fixture"
 
 
-@pytest.mark.parametrize("victim", ["model.onnx", "model.fp32.onnx", "tokenizer.json"])
+@pytest.mark.parametrize("victim", ["model.onnx", "tokenizer.json"])
 def test_tampered_file_is_refused(copy: Path, victim: str) -> None:
     data = bytearray((copy / victim).read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -51,73 +51,51 @@ def test_tampered_file_is_refused(copy: Path, victim: str) -> None:
         Guard.load(copy)
 
 
-@pytest.fixture
-def chunked(copy: Path) -> Path:
-    """The test bundle rewritten with 4 KiB chunk digests, so that its small files are checked in chunks."""
-    m = read_manifest(copy)
-    write_manifest(
-        copy,
-        window=m.window,
-        policy=m.policy,
-        temperatures=m.temperatures,
-        base_model=m.base_model,
-        data_version=m.data_version,
-        chunk_bytes=4096,
-    )
-    return copy
-
-
-def test_chunk_digests_are_written_for_large_files_and_agree_with_the_whole_file(chunked: Path) -> None:
-    import hashlib
-
-    m = read_manifest(chunked)
-    assert set(m.chunks) == {n for n in m.files if (chunked / n).stat().st_size > 4096}
-    assert m.chunks, "the fixture's models are larger than 4 KiB"
-    for name, c in m.chunks.items():
-        data = (chunked / name).read_bytes()
-        assert m.files[name] == hashlib.sha256(data).hexdigest()
-        assert list(c.sha256) == [hashlib.sha256(data[i : i + 4096]).hexdigest() for i in range(0, len(data), 4096)]
-    assert Guard.load(chunked).assess([("user", "hi")]).decision == "continue"
-
-
-@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
-@pytest.mark.parametrize("victim", ["model.onnx", "model.fp32.onnx"])
-def test_tampered_chunk_is_refused(chunked: Path, victim: str, where: float) -> None:
-    data = bytearray((chunked / victim).read_bytes())
-    at = int(len(data) * where)
-    data[at] ^= 0x01
-    (chunked / victim).write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=f"{victim}: sha256 of bytes {at // 4096 * 4096}-.* does not match"):
-        Guard.load(chunked)
-    assert cli_main(["inspect", "--bundle", str(chunked), "--json"]) == 1
-
-
-@pytest.mark.parametrize("change", ["append", "truncate"])
-def test_resized_chunked_file_is_refused(chunked: Path, change: str) -> None:
-    path = chunked / "model.fp32.onnx"
-    data = path.read_bytes()
-    path.write_bytes(data + b"\0" * 5000 if change == "append" else data[:-5000])
-    with pytest.raises(BundleError, match="model.fp32.onnx: sha256 .*does not match"):
-        Guard.load(chunked)
-
-
-def test_chunk_digests_must_be_well_formed(chunked: Path) -> None:
-    d = json.loads((chunked / "bundle.json").read_text())
-    d["chunks"]["model.fp32.onnx"]["sha256"] = ["nope"]
-    (chunked / "bundle.json").write_text(json.dumps(d))
-    with pytest.raises(BundleError, match="chunks of 'model.fp32.onnx' need"):
-        Guard.load(chunked)
-
-
-def test_verify_loaded_checks_only_what_is_read(copy: Path) -> None:
+def test_the_rescoring_model_is_checked_when_it_is_first_needed(copy: Path) -> None:
+    """The fp32 model is read only for turns near a threshold: a fresh scorer does not hash 90 MB it may never
+    load, and a tampered one is refused the moment it would be used (the int8 scores then stand)."""
     data = bytearray((copy / "model.fp32.onnx").read_bytes())
     data[100] ^= 0x01
     (copy / "model.fp32.onnx").write_bytes(bytes(data))
-    assert Guard.load(copy, verify="loaded").assess([("user", "hi")]).decision == "continue"
-    with pytest.raises(BundleError, match="model.fp32.onnx"):
-        Guard.load(copy, model="fp32", verify="loaded")
-    with pytest.raises(BundleError, match="model.fp32.onnx"):
-        Guard.load(copy)
+    g = Guard.load(copy)
+    g.rescore = type(g.rescore)(g.rescore.model, 1e9)  # every turn is near a threshold
+    d = g.assess([("user", "hi")])
+    assert not d.degraded and g.stats()["rescore_failed"] == 1 and "rescored" not in g.stats()
+    for kwargs in ({"rescore": "eager"}, {"model": "fp32"}):
+        with pytest.raises(BundleError, match="model.fp32.onnx: sha256 .* does not match"):
+            Guard.load(copy, **kwargs)
+
+
+def _rewrite(copy: Path, edit) -> None:
+    d = json.loads((copy / "bundle.json").read_text())
+    edit(d)
+    (copy / "bundle.json").write_text(json.dumps(d))
+
+
+def test_a_pinned_digest_refuses_an_edited_manifest(copy: Path) -> None:
+    """The hashes protect the files, not bundle.json: a lowered threshold loads unless the deployment pins the
+    manifest's digest, which is what inspect prints."""
+    pinned = read_manifest(copy).digest
+    assert pinned.startswith("sha256:") and Guard.load(copy, expected_digest=pinned).manifest.digest == pinned
+
+    def lower(d: dict) -> None:
+        d["thresholds"]["abuse"] = d["policy"]["thresholds"]["abuse"] = 0.01
+
+    _rewrite(copy, lower)
+    assert Guard.load(copy).policy.thresholds["abuse"] == 0.01  # loads: nothing in the bundle says otherwise
+    with pytest.raises(BundleError, match="is not the pinned"):
+        Guard.load(copy, expected_digest=pinned)
+
+
+def test_a_pinned_digest_refuses_a_swapped_model_with_a_recomputed_hash(copy: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    pinned = read_manifest(copy).digest
+    shutil.copyfile(copy / "model.fp32.onnx", copy / "model.onnx")  # another model, its hash recomputed
+    _rewrite(copy, lambda d: d["files"].update({"model.onnx": hashlib.sha256((copy / "model.onnx").read_bytes()).hexdigest()}))
+    Guard.load(copy)
+    with pytest.raises(BundleError, match="is not the pinned"):
+        Guard.load(copy, expected_digest=pinned)
 
 
 def test_missing_file_is_refused(copy: Path) -> None:
@@ -145,6 +123,8 @@ def test_unlisted_required_file_is_refused(copy: Path) -> None:
         (lambda d: d["thresholds"].update(abuse=0.99), "top-level thresholds differ"),
         (lambda d: d["temperatures"].update(abuse=-1), "temperature for abuse must be > 0"),
         (lambda d: d["files"].update({"../evil": "0" * 64}), "must not contain a path"),
+        (lambda d: d["files"].update({"model.onnx": "nope"}), "sha256 hex digests"),
+        (lambda d: d.update(labels=5), "labels"),
         (lambda d: d.pop("window"), "missing key 'window'"),
         (lambda d: d.update(session={"disabled_optimizers": "SkipLayerNormFusion"}), "must be a list"),
         (lambda d: d.update(session={"threads": 4}), "only 'disabled_optimizers'"),
@@ -184,6 +164,7 @@ def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> 
         "rescore       by model.fp32.onnx within",
         "session       onnxruntime fusions skipped: SkipLayerNormFusion",
         "integrity     ok",
+        f"digest        {read_manifest(bundle).digest}",
     ):
         assert text in out
     (copy / "model.onnx").write_bytes(b"not a model")

@@ -124,9 +124,9 @@ def test_an_unusable_rescoring_model_keeps_the_int8_scores_and_never_degrades(bu
         f.seek(100)
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(BundleError):
-        Guard.load(copy)  # verify=True checks every file at load
-    g = Guard.load(copy, verify="loaded")  # checks the fp32 file when it is first needed
-    plain = _scores(Guard.load(copy, verify="loaded", rescore=False).assess_many([(None, c) for c in CONVS]))
+        Guard.load(copy, rescore="eager")  # a server builds (and checks) it at load
+    g = Guard.load(copy)  # checks the fp32 file when it is first needed
+    plain = _scores(Guard.load(copy, rescore=False).assess_many([(None, c) for c in CONVS]))
     g.rescore = RescoreConfig(g.rescore.model, 1e9)
     decisions = g.assess_many([(None, c) for c in CONVS])
     assert _scores(decisions) == plain
