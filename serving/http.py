@@ -1,15 +1,21 @@
 """The HTTP service: FastAPI app factory and `serve()`.
 
     POST /v1/assess    {"id"?, "turns": [{"role", "text"}]} -> decision, reason, evidence, per-turn scores, degraded
-    POST /v1/feedback  {"conversation": {"id"?, "turns"}, "decision"?, "reason"?, "comment"?} -> appended to JSONL
+    POST /v1/feedback  {"conversation": {"id"?, "turns"}, "decision"?, "reason"?, "comment"?, "feedback_id"?}
     GET  /healthz      process is up
-    GET  /readyz       bundle loaded and a warm-up turn scored
+    GET  /readyz       bundle loaded (and its digest) and a warm-up turn scored
     GET  /metrics      Prometheus
 
-Status codes: 400 malformed JSON, 413 body / turns / characters over the
-configured limits, 422 wrong shape or types (the message names the field).
-Scoring failures are never errors: the answer is `continue` with
-`"degraded": true` (counted in /metrics and logged).
+Status codes: 400 malformed JSON, 408 body not received in time, 413 body / turns / characters over the
+configured limits, 415 not JSON, 422 wrong shape or types (the message names the field), 429 feedback
+rate, 503 busy or past the deadline (Retry-After), 507 feedback store full. Scoring failures are never
+errors: the answer is `continue` with `"degraded": true` (counted in /metrics and logged). A client that
+gets no 200 continues the conversation.
+
+Work is bounded: at most `max_concurrent` requests score at once, on slots that a long request hands to
+waiting ones between chunks (serving/limits.py); at most `max_queued` wait, for `queue_timeout_s`; scoring
+stops at the next chunk when the client disconnects or `request_timeout_s` passes; a client that does not
+send its headers or body within `header_timeout_s` / `body_timeout_s` is dropped.
 
 fastapi, uvicorn and prometheus_client are imported only here (the `serve` extra).
 """
@@ -19,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -33,11 +38,16 @@ import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from serving.feedback_store import ID_PATTERN, FeedbackStore, StoreFull
 from serving.guard import Guard
 from serving.labels import ROLES
+from serving.limits import Busy, Cancelled, FairSlots, TokenBuckets
 from serving.metrics_http import ServingMetrics
 from serving.policy import CONTINUE, END, R_DEGRADED
+from serving.schema import dumps_json
+from serving.window import clean_text
 
 log = logging.getLogger("serving.http")
 
@@ -54,12 +64,29 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = 1 << 20
-    max_turns: int = 500
+    max_turns: int = 200
     max_turn_chars: int = 20_000
     max_comment_chars: int = 5_000
+    #: requests scoring at once (one per core), waiting at most, and how long one may wait for a slot
+    max_concurrent: int = 2
+    max_queued: int = 16
+    #: requests with more turns than this share max_concurrent - 1 slots (one stays free for live turns)
+    large_request_turns: int = 32
+    queue_timeout_s: float = 2.0
+    #: scoring stops at the next chunk after this; the client gets 503
+    request_timeout_s: float = 10.0
+    #: a client that has not sent its request headers / whole body by then is dropped (slow clients)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
     feedback_path: str = "data/feedback/feedback.jsonl"
-    #: sha256 check at load: true = every bundle file, "loaded" = only the files this server reads
-    verify: bool | str = True
+    #: the feedback file's cap, and records per second (burst) per client address
+    max_feedback_bytes: int = 256 << 20
+    feedback_rate_per_s: float = 2.0
+    feedback_burst: int = 20
+    #: sha256 of every file the server loads, checked against bundle.json (false: tests of broken files only)
+    verify: bool = True
+    #: the bundle.json digest this server must run (`inspect` prints it); null = any intact bundle
+    bundle_digest: str | None = None
     #: re-score turns near a threshold with the bundle's fp32 model (serving/rescore.py), built at start-up
     rescore: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -101,17 +128,45 @@ class ApiError(Exception):
         self.status, self.message, self.field = status, message, field_path
 
 
+class JSONAnswer(JSONResponse):
+    """JSONResponse that can always be encoded: a client's id with a lone surrogate comes back escaped."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_json(content).encode("utf-8")
+
+
 # --------------------------------------------------------------------------- request validation
-async def read_body(request: Request, limit: int) -> bytes:
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived: nobody to answer, nothing to count as ours."""
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise ClientGone() from None
     return bytes(body)
+
+
+def require_json(request: Request, *, strict: bool) -> None:
+    """415 unless the body is declared JSON. `strict` (feedback) refuses a missing type too: a web page can
+    post text/plain, form or untyped bodies to any origin without asking, and feedback flows into training."""
+    ctype = request.headers.get("content-type")
+    if ctype is None and not strict:
+        return
+    media = (ctype or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(415, f"content-type must be application/json, got {ctype or 'none'}")
 
 
 def parse_json(body: bytes) -> Any:
@@ -123,6 +178,10 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, f"body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ApiError(400, f"malformed JSON: {str(exc)[:200]}") from None
 
 
 def parse_id(obj: Mapping[str, Any], path: str) -> str | None:
@@ -131,6 +190,8 @@ def parse_id(obj: Mapping[str, Any], path: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ApiError(422, f"must be a string, got {type(value).__name__}", f"{path}id")
+    if isinstance(value, int) and abs(value) >= 10**200:
+        raise ApiError(422, "must be a string or an integer of at most 200 digits", f"{path}id")
     return str(value)[:200]
 
 
@@ -162,7 +223,7 @@ def parse_turns(obj: Mapping[str, Any], path: str, settings: Settings) -> list[t
             raise ApiError(
                 413, f"{len(text)} characters exceed the limit of {settings.max_turn_chars}", f"{where}.text"
             )
-        out.append((role, text))
+        out.append((role, clean_text(text)))
     return out
 
 
@@ -176,7 +237,7 @@ def _optional_str(obj: Mapping[str, Any], key: str, limit: int, allowed: tuple[s
         raise ApiError(422, f"must be one of {', '.join(allowed)}", key)
     if len(value) > limit:
         raise ApiError(413, f"{len(value)} characters exceed the limit of {limit}", key)
-    return value
+    return clean_text(value)
 
 
 def degraded_answer(conv_id: str | None, n_turns: int, error: str) -> dict[str, Any]:
@@ -194,22 +255,115 @@ def degraded_answer(conv_id: str | None, n_turns: int, error: str) -> dict[str, 
     }
 
 
-# --------------------------------------------------------------------------- feedback
-class FeedbackWriter:
-    """Appends one JSON object per line, durably (flush + fsync under a lock) so no record is lost."""
+class RequestMetrics:
+    """Pure ASGI middleware: counts every request by route and status, times it, and turns an unhandled
+    error into a 500 JSON answer without a stack trace. (Starlette's BaseHTTPMiddleware would wrap `receive`
+    and hide a client's disconnect from the endpoint, which must see it to stop scoring.)"""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
+    def __init__(self, app: Any, metrics: ServingMetrics) -> None:
+        self.app, self.metrics = app, metrics
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        status = {"code": 500, "started": False}
+        t0 = time.perf_counter()
+
+        async def send_counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        except Exception as exc:  # noqa: BLE001 - never leak a stack trace; count it
+            log.exception("unhandled error on %s", route)
+            self.metrics.errors.labels("unhandled").inc()
+            status["code"] = 500
+            if not status["started"]:
+                body = {"error": {"status": 500, "message": f"internal error: {type(exc).__name__}"}}
+                await JSONAnswer(body, status_code=500)(scope, receive, send)
+        code = status["code"]
+        self.metrics.requests.labels(route, scope["method"], str(code)).inc()
+        self.metrics.latency.labels(route).observe(time.perf_counter() - t0)
+        if code >= 400 and code != 499:
+            self.metrics.errors.labels(f"http_{code}").inc()
+
+
+# --------------------------------------------------------------------------- bounded scoring
+class ScoringGate:
+    """Admission for scoring work: a bounded queue, fair slots, a deadline, and a stop when the client leaves.
+
+    Runs `work(checkpoint)` on a worker thread; `checkpoint` (called by Guard.assess_many between chunks)
+    raises Cancelled when the client has gone or the deadline passed, and hands the slot to the oldest
+    waiting request first. Answers Busy (503) at once when `max_queued` requests already wait.
+
+    Large requests (more than `large_request_turns` turns) share `max_concurrent - 1` of the slots: one is
+    always left to the small requests of live chats, so a flood of whole-conversation replays never delays
+    a live turn by more than its own scoring.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.slots = FairSlots(settings.max_concurrent)
+        self.large = FairSlots(max(1, settings.max_concurrent - 1))
+        self.inflight = 0  # touched only on the event loop
+
+    async def run(self, request: Request, work: Any, turns: int) -> Any:
+        s = self.settings
+        if self.inflight >= s.max_concurrent + s.max_queued:
+            raise Busy(f"{self.inflight} requests are already scoring or queued")
+        self.inflight += 1
+        stop = threading.Event()
+        deadline = time.monotonic() + s.request_timeout_s
+        large = turns > s.large_request_turns
+        future = asyncio.ensure_future(run_in_threadpool(self._in_thread, work, stop, deadline, large))
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=0.2)
+                if done:
+                    return future.result()
+                if await request.is_disconnected():
+                    stop.set()
+        finally:
+            self.inflight -= 1
+
+    def _in_thread(self, work: Any, stop: threading.Event, deadline: float, large: bool) -> Any:
+        wait = min(self.settings.queue_timeout_s, max(0.0, deadline - time.monotonic()))
+        if large:
+            self.large.acquire(wait)
+        try:
+            return self._on_a_slot(work, stop, deadline, wait)
+        finally:
+            if large:
+                self.large.release()
+
+    def _on_a_slot(self, work: Any, stop: threading.Event, deadline: float, wait: float) -> Any:
+        self.slots.acquire(wait)
+        held = True
+        late = f"scoring ran past {self.settings.request_timeout_s:g} s"
+
+        def checkpoint() -> None:
+            nonlocal held
+            if stop.is_set():
+                raise Cancelled("client disconnected")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Cancelled(late)
+            held = False
+            try:
+                self.slots.yield_turn(left)
+            except Busy:
+                raise Cancelled(late) from None
+            held = True
+
+        try:
+            return work(checkpoint)
+        finally:
+            if held:
+                self.slots.release()
 
 
 # --------------------------------------------------------------------------- app
@@ -217,9 +371,19 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
     """The service around one loaded Guard (shared by all requests; it is thread-safe)."""
     settings = settings or Settings()
     metrics = ServingMetrics(guard.stats)
-    feedback = FeedbackWriter(settings.feedback_path)
-    app = FastAPI(title="escalation-guard", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    feedback = FeedbackStore(settings.feedback_path, settings.max_feedback_bytes)
+    feedback_rate = TokenBuckets(settings.feedback_rate_per_s, settings.feedback_burst)
+    gate = ScoringGate(settings)
+    app = FastAPI(
+        title="escalation-guard",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=JSONAnswer,
+    )
     app.state.guard, app.state.settings, app.state.metrics = guard, settings, metrics
+    app.state.gate = gate
     app.state.ready = False
     try:  # warm-up: the first ORT run allocates; readiness means a turn was really scored
         warm = guard.assess([("user", "warm-up")])
@@ -228,41 +392,57 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         log.error("warm-up failed: %s", exc)
     metrics.ready.set(1 if app.state.ready else 0)
 
+    def error(
+        status: int, message: str, field_path: str = "", headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
+        body = {"error": {"status": status, "message": message, "field": field_path or None}}
+        return JSONAnswer(body, status_code=status, headers=dict(headers or {}))
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"status": exc.status, "message": exc.message, "field": exc.field or None}},
-            status_code=exc.status,
+        return error(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        metrics.errors.labels("busy").inc()
+        return error(
+            503, f"busy: {exc}; retry shortly (continue the conversation meanwhile)", headers={"Retry-After": "1"}
         )
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # noqa: ANN001, ANN202
-        route = request.url.path if request.url.path in ROUTES else "other"
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # noqa: BLE001 - never leak a stack trace; count it
-            log.exception("unhandled error on %s", route)
-            metrics.errors.labels("unhandled").inc()
-            response = JSONResponse({"error": {"status": 500, "message": f"internal error: {type(exc).__name__}"}}, 500)
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - t0)
-        if response.status_code >= 400:
-            metrics.errors.labels(f"http_{response.status_code}").inc()
-        return response
+    @app.exception_handler(Cancelled)
+    async def cancelled(_: Request, exc: Cancelled) -> JSONResponse:
+        metrics.errors.labels("cancelled").inc()
+        return error(503, f"scoring stopped: {exc.reason}", headers={"Retry-After": "1"})
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, _: ClientGone) -> Response:
+        log.info(
+            "client %s disconnected before sending its whole request", request.client.host if request.client else "?"
+        )
+        metrics.errors.labels("client_disconnected").inc()
+        return Response(status_code=499)  # nginx's "client closed request": never sent, only counted
+
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.post("/v1/assess")
     async def assess(request: Request) -> JSONResponse:
-        obj = parse_json(await read_body(request, settings.max_body_bytes))
+        require_json(request, strict=False)
+        obj = parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
         if not isinstance(obj, Mapping):
             raise ApiError(422, f"body must be a JSON object, got {type(obj).__name__}")
         conv_id = parse_id(obj, "")
         turns = parse_turns(obj, "", settings)
+
+        def work(checkpoint: Any) -> Any:
+            return guard.assess(turns, conv_id, checkpoint=checkpoint)
+
         try:
-            decision = await run_in_threadpool(guard.assess, turns, conv_id)
+            decision = await gate.run(request, work, len(turns))
             answer = decision.to_dict()
             degraded_turns = sum(t.degraded for t in decision.turns)
             metrics.turns.inc(len(decision.turns) - degraded_turns)
+        except (Busy, Cancelled):
+            raise
         except Exception as exc:  # noqa: BLE001 - a failure must answer continue
             log.exception("assess failed; answering continue (degraded)")
             metrics.errors.labels("assess").inc()
@@ -272,37 +452,40 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         if answer["degraded"]:
             metrics.degraded_responses.inc()
         metrics.decisions.labels(answer["decision"], answer["reason"]).inc()
-        return JSONResponse(answer)
+        return JSONAnswer(answer)
 
     @app.post("/v1/feedback")
     async def post_feedback(request: Request) -> JSONResponse:
-        obj = parse_json(await read_body(request, settings.max_body_bytes))
-        if not isinstance(obj, Mapping):
-            raise ApiError(422, f"body must be a JSON object, got {type(obj).__name__}")
-        conv = obj.get("conversation")
-        if not isinstance(conv, Mapping):
-            raise ApiError(
-                422, "missing" if conv is None else f"must be an object, got {type(conv).__name__}", "conversation"
+        require_json(request, strict=True)
+        client = request.client.host if request.client else "unknown"
+        wait = feedback_rate.take(client)
+        if wait > 0:
+            metrics.errors.labels("feedback_rate").inc()
+            return error(
+                429,
+                f"too many feedback records from {client}; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, round(wait)))},
             )
-        conv_id = parse_id(conv, "conversation.") or f"feedback-{uuid.uuid4().hex[:16]}"
-        turns = parse_turns(conv, "conversation.", settings)
-        if not turns:
-            raise ApiError(422, "empty", "conversation.turns")
-        record = {
-            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "conversation": {"id": conv_id, "turns": [{"role": r, "text": t} for r, t in turns]},
-            "decision": _optional_str(obj, "decision", 20, (CONTINUE, END)),
-            "reason": _optional_str(obj, "reason", 100),
-            "comment": _optional_str(obj, "comment", settings.max_comment_chars),
-        }
+        obj = parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
+        record = feedback_record(obj, settings)
         try:
-            await run_in_threadpool(feedback.append, record)
+            stored = await run_in_threadpool(feedback.append, record)
+        except StoreFull as exc:
+            log.error("feedback not recorded: %s", exc)
+            metrics.errors.labels("feedback_full").inc()
+            raise ApiError(507, "the feedback store is full; the operators have been told") from None
         except OSError as exc:
             log.error("feedback not recorded: %s", exc)
             metrics.errors.labels("feedback_write").inc()
-            raise ApiError(503, "feedback could not be stored; please retry") from None
-        metrics.feedback.inc()
-        return JSONResponse({"status": "recorded", "id": conv_id}, status_code=202)
+            raise ApiError(503, "feedback could not be stored; please retry with the same feedback_id") from None
+        body = {
+            "status": "recorded" if stored else "duplicate",
+            "id": record["conversation"]["id"],
+            "feedback_id": record["feedback_id"],
+        }
+        if stored:
+            metrics.feedback.inc()
+        return JSONAnswer(body, status_code=202 if stored else 200)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -314,7 +497,8 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         body = {
             "status": "ready" if app.state.ready else "not ready",
             "bundle": str(guard.bundle_dir) if guard.bundle_dir else None,
-            "model": guard.model.path.name,
+            "model": guard.model.name,
+            "bundle_digest": guard.bundle_digest,
             "mlflow_run_id": m.mlflow_run_id if m else None,
             "created_at": m.created_at if m else None,
         }
@@ -326,6 +510,34 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         return Response(payload, media_type=content_type)
 
     return app
+
+
+def feedback_record(obj: Any, settings: Settings) -> dict[str, Any]:
+    """The line stored for a feedback body (422/413 naming the field on a bad one)."""
+    if not isinstance(obj, Mapping):
+        raise ApiError(422, f"body must be a JSON object, got {type(obj).__name__}")
+    conv = obj.get("conversation")
+    if not isinstance(conv, Mapping):
+        raise ApiError(
+            422, "missing" if conv is None else f"must be an object, got {type(conv).__name__}", "conversation"
+        )
+    conv_id = parse_id(conv, "conversation.") or f"feedback-{uuid.uuid4().hex[:16]}"
+    turns = parse_turns(conv, "conversation.", settings)
+    if not turns:
+        raise ApiError(422, "empty", "conversation.turns")
+    fid = obj.get("feedback_id")
+    if fid is None:
+        fid = uuid.uuid4().hex
+    elif not isinstance(fid, str) or not ID_PATTERN.match(fid):
+        raise ApiError(422, "must be 1-64 characters of letters, digits and . _ : -", "feedback_id")
+    return {
+        "feedback_id": fid,
+        "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "conversation": {"id": conv_id, "turns": [{"role": r, "text": t} for r, t in turns]},
+        "decision": _optional_str(obj, "decision", 20, (CONTINUE, END)),
+        "reason": _optional_str(obj, "reason", 100),
+        "comment": _optional_str(obj, "comment", settings.max_comment_chars),
+    }
 
 
 def serve(settings: Settings) -> None:
@@ -340,6 +552,7 @@ def serve(settings: Settings) -> None:
         threads=settings.threads,
         providers=settings.providers,
         verify=settings.verify,
+        expected_digest=settings.bundle_digest,
         rescore="eager"
         if settings.rescore
         else False,  # a server pays for the second session at start, not mid-request
@@ -347,6 +560,37 @@ def serve(settings: Settings) -> None:
     app = create_app(guard, settings)
     log.info("bundle %s (%s) loaded and warmed up in %.2fs", settings.bundle, settings.model, time.perf_counter() - t0)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False, workers=1
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        workers=1,
+        http=guarded_h11(settings.header_timeout_s),
     )
     asyncio.run(uvicorn.Server(config).serve())
+
+
+def guarded_h11(header_timeout: float) -> type:
+    """uvicorn's h11 protocol, closing a connection that has not sent a request's headers `header_timeout`
+    seconds after it opened or after its last response. Why: uvicorn has no header timeout, so a client that
+    sends one header byte a minute holds its connection (and a file descriptor) forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:  # noqa: ANN001
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self.loop.call_later(header_timeout, self._drop_if_no_request, self.cycle)
+
+        def _drop_if_no_request(self, cycle_when_armed: Any) -> None:
+            if self.cycle is cycle_when_armed and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol

@@ -37,7 +37,10 @@ def test_short_run_against_a_live_server(tmp_path_factory, base_tokenizer_path) 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Guard.load(bundle), Settings(feedback_path=str(feedback)))
+    # one client address posts every 5th request as feedback: far above the per-client feedback rate limit
+    app = create_app(
+        Guard.load(bundle), Settings(feedback_path=str(feedback), feedback_rate_per_s=1e6, feedback_burst=1e6)
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

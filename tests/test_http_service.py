@@ -28,7 +28,14 @@ PERSISTENT = [
 @pytest.fixture(scope="module")
 def service(guard, tmp_path_factory):
     feedback = tmp_path_factory.mktemp("fb") / "feedback.jsonl"
-    s = Settings(feedback_path=str(feedback), max_body_bytes=200_000, max_turns=50, max_turn_chars=5_000)
+    s = Settings(
+        feedback_path=str(feedback),
+        max_body_bytes=200_000,
+        max_turns=50,
+        max_turn_chars=5_000,
+        feedback_rate_per_s=1_000,  # the rate limit has its own test
+        feedback_burst=1_000,
+    )
     return TestClient(create_app(guard, s)), feedback
 
 
@@ -198,7 +205,8 @@ def test_feedback_is_appended_durably_and_concurrently(service) -> None:
         "comment": "I was only asking about history",
     }
     r = client.post("/v1/feedback", json=payload)
-    assert r.status_code == 202 and r.json() == {"status": "recorded", "id": "c-9"}
+    assert r.status_code == 202
+    assert r.json() == {"status": "recorded", "id": "c-9", "feedback_id": r.json()["feedback_id"]}
     statuses: list[int] = []
 
     def post(k: int) -> None:
@@ -216,7 +224,8 @@ def test_feedback_is_appended_durably_and_concurrently(service) -> None:
     assert len(lines) == before + 81
     records = [json.loads(line) for line in lines[before:]]
     first = records[0]
-    assert list(first) == ["received_at", "conversation", "decision", "reason", "comment"]
+    assert list(first) == ["feedback_id", "received_at", "conversation", "decision", "reason", "comment"]
+    assert len({r["feedback_id"] for r in records}) == 81
     assert first["conversation"] == {"id": "c-9", "turns": PERSISTENT}
     assert first["decision"] == "end" and first["comment"] == "I was only asking about history"
     assert all(r["conversation"]["id"].startswith("feedback-") for r in records[1:])
