@@ -236,7 +236,7 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True, expected_diges
     if not bundle_dir.is_dir():
         raise BundleError(f"{bundle_dir}: bundle directory not found")
     if not path.is_file():
-        raise BundleError(f"{path}: not found (is {bundle_dir} a bundle written by `python -m pipeline.export`?)")
+        raise BundleError(f"{path}: not found (is {bundle_dir} a bundle written by `python -m pipeline.stages.export`?)")
     try:
         data = path.read_bytes()
         raw = json.loads(data.decode("utf-8"))

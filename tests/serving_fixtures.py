@@ -128,7 +128,7 @@ def build_checkpoint(root: Path, tokenizer_path: Path, seed: int = 0) -> tuple[P
 
 
 def write_test_split(root: Path) -> Path:
-    from pipeline.splits import write_split
+    from pipeline.data.split_files import write_split
     from serving.schema import parse_conversation
 
     path = root / "splits" / "test.parquet"
@@ -139,7 +139,7 @@ def write_test_split(root: Path) -> Path:
 @cache
 def exported_bundle(root: str, tokenizer_path: str) -> Path:
     """Run the export stage on the tiny checkpoint once per session; returns the bundle folder."""
-    from pipeline import export
+    from pipeline.stages import export
 
     root_p = Path(root)
     ckpt, thresholds = build_checkpoint(root_p, Path(tokenizer_path))

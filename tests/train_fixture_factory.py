@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pipeline.splits import write_split
+from pipeline.data.split_files import write_split
 from serving.labels import CATEGORIES
 from serving.policy import PolicyConfig, gold_end_at
 from serving.schema import Conversation, Turn

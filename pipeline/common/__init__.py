@@ -1,0 +1,1 @@
+"""Shared plumbing: configs, JSON lines, MLflow tracking."""

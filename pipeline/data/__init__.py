@@ -1,0 +1,1 @@
+"""Data: sources and their adapters, normalisation, deduplication, split files, the data report."""

@@ -1,0 +1,1 @@
+"""Judging a model: calibration and thresholds, turn and replay metrics, gates, plots."""

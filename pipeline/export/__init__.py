@@ -1,0 +1,1 @@
+"""The served artefact: ONNX export and its speed model."""

@@ -1,0 +1,1 @@
+"""The turn scorer: building it, its training windows."""

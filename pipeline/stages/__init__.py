@@ -1,0 +1,1 @@
+"""One short script per DVC stage (dvc.yaml); stages hand data over only through files."""
