@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = root / "configs"
         shutil.copytree(CONFIG_DIR, cfg)
         data = load_config("data", "default", CONFIG_DIR)
-        data["sources"] = [
-            {"name": "synthetic", "kind": "synthetic", "weight": 1.0, "n_conversations": args.n, "seed": args.seed}
-        ]
+        data["ingest"] = {
+            "sources": [{"name": "synthetic", "kind": "synthetic", "weight": 1.0, "n_conversations": args.n, "seed": args.seed}]
+        }
         (cfg / "data.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
         (cfg / "profile.yaml").write_text("profile: default\n", encoding="utf-8")
         times: dict[str, float] = {}

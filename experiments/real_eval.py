@@ -55,7 +55,7 @@ def build_real_splits(work: Path, convabuse: str | None) -> Path:
         shutil.copytree("configs", config_dir)
         real = config_dir / "profiles" / "real.yaml"
         doc = yaml.safe_load(real.read_text())
-        for src in doc["data"]["sources"]:
+        for src in doc["data"]["ingest"]["sources"]:
             if src.get("kind") == "convabuse":
                 src["path"] = str(Path(convabuse).resolve())
         real.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -170,12 +170,14 @@ def run_seed(
     test: list[Conversation],
     scores_dir: Path | None = None,
 ) -> dict[str, Any]:
-    from pipeline.stages.train import fit
+    from pipeline.common.config import typed
+    from pipeline.model.config import TrainConfig
+    from pipeline.model.training import fit
 
     cfg = copy.deepcopy(cfg)
     cfg["optim"]["seed"] = seed
     t0 = time.perf_counter()
-    res = fit(train, valid, cfg)
+    res = fit(train, valid, typed(TrainConfig, cfg, "train"))
     enc = WindowEncoder(res.tokenizer, res.spec)
     subset = cfg["model"].get("label_subset")
     vws = build_windows(valid, enc, label_subset=subset)
@@ -236,7 +238,7 @@ def _zero_shot(args: argparse.Namespace) -> dict[str, Any] | None:
     from pipeline.data.sources.convabuse import read_convabuse
     from serving.schema import parse_conversation
 
-    path = args.convabuse or load_config("data", "real")["sources"][0]["path"]
+    path = args.convabuse or load_config("data", "real")["ingest"]["sources"][0]["path"]
     all_valid = [parse_conversation(r) for r in read_convabuse(path, ["valid"])]
     return default_model_zero_shot(ckpt, thr, all_valid)
 
@@ -313,9 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from pipeline.stages.train import num_threads
+    from pipeline.model.training import num_threads
 
-    torch.set_num_threads(num_threads(cfg["runtime"]))
+    torch.set_num_threads(num_threads(cfg["runtime"]["num_threads"]))
     seeds = [args.first_seed + i for i in range(args.seeds)]
     runs = []
     for s in seeds:

@@ -8,7 +8,7 @@ reported with the exact field that caused it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,41 +178,45 @@ class LineProblem:
 RAW_KEEP_CHARS = 2000
 
 
-def read_jsonl(path: str | Path, *, require_labels: bool = False) -> Iterator[Conversation | LineProblem]:
-    """Yield a Conversation or a LineProblem for every non-blank line: nothing is skipped silently.
+def json_lines(
+    lines: Iterable[bytes], path: str, loads: Callable[[bytes], Any] = json.loads
+) -> Iterator[tuple[int, str, Any]]:
+    """The one JSON-lines reader: (line number, text, decoded value or LineProblem) per non-blank line.
 
-    Reads bytes so that one non-UTF-8 line is quarantined instead of failing the file.
+    Takes raw byte lines (a file opened "rb", perhaps behind a progress bar) so that one non-UTF-8 line is
+    reported instead of failing the file; malformed JSON, nesting too deep for the decoder and integers too
+    long to convert are LineProblems too. `loads` may be a faster decoder that raises JSONDecodeError alike.
     """
+    for lineno, raw in enumerate(lines, start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            text = stripped.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            keep = stripped[:RAW_KEEP_CHARS].decode("utf-8", "replace")
+            yield lineno, keep, LineProblem(path, lineno, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})", keep)
+            continue
+        try:
+            yield lineno, text, loads(stripped)
+        except json.JSONDecodeError as exc:
+            reason = f"malformed JSON: {exc.msg} (column {exc.colno})"
+            yield lineno, text, LineProblem(path, lineno, "", reason, text[:RAW_KEEP_CHARS])
+        except (ValueError, RecursionError) as exc:  # too deep, or an integer too long to convert
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+            yield lineno, text, LineProblem(path, lineno, "", f"malformed JSON: {reason}", text[:RAW_KEEP_CHARS])
+
+
+def read_jsonl(path: str | Path, *, require_labels: bool = False) -> Iterator[Conversation | LineProblem]:
+    """Yield a Conversation or a LineProblem for every non-blank line: nothing is skipped silently."""
     p = Path(path)
     with p.open("rb") as fh:
-        for lineno, raw_bytes in enumerate(fh, start=1):
-            stripped = raw_bytes.strip()
-            if not stripped:
+        for lineno, text, value in json_lines(fh, str(p)):
+            if isinstance(value, LineProblem):
+                yield value
                 continue
             try:
-                text = stripped.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield LineProblem(
-                    str(p),
-                    lineno,
-                    "",
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                    stripped[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
-                )
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield LineProblem(
-                    str(p), lineno, "", f"malformed JSON: {exc.msg} (column {exc.colno})", text[:RAW_KEEP_CHARS]
-                )
-                continue
-            except (ValueError, RecursionError) as exc:  # too deep, or an integer too long to convert
-                reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-                yield LineProblem(str(p), lineno, "", f"malformed JSON: {reason}", text[:RAW_KEEP_CHARS])
-                continue
-            try:
-                yield parse_conversation(obj, require_labels=require_labels)
+                yield parse_conversation(value, require_labels=require_labels)
             except SchemaError as exc:
                 yield LineProblem(str(p), lineno, exc.field, exc.message, text[:RAW_KEEP_CHARS])
 

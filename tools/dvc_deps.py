@@ -1,4 +1,4 @@
-"""Keep every DVC stage's code deps equal to the modules it imports: `python tools/dvc_deps.py [--check]`.
+"""Keep every DVC stage's deps equal to what it uses: `python tools/dvc_deps.py [--check]`.
 
 Why: deps listed by hand went stale (a stage that imports a module DVC does not track keeps "up to date"
 metrics from old code after that module changes), and deps listed by folder re-run stages that do not use
@@ -7,6 +7,12 @@ module imports, transitively, including the `__init__.py` of every package on th
 functions (read from the source, not executed), except a package's lazy `__getattr__` imports: the stages
 import what they use by its module (`from serving.guard import Guard`). Other deps (data, models) are left
 as written.
+
+Params likewise: each stage module declares `PARAMS` (the configs/<file>.yaml sections it reads, each with its
+typed reader), and its dvc.yaml params are exactly those sections, of the base config files and of the active
+profile's overlay (`configs/profiles/${profile}.yaml`, `vars` from configs/profile.yaml), so editing another
+profile's overlay changes nothing for this one. Every overlay must hold every section a stage reads (`{}` when
+it changes nothing): DVC refuses a listed key that a params file lacks.
 
 `--check` exits 1 and lists the differences; without it, dvc.yaml is rewritten in place (comments kept).
 """
@@ -97,11 +103,56 @@ def expected_deps(stages: dict, root: Path = ROOT) -> dict[str, list[str]]:
     return out
 
 
+def stage_sections(dvc_yaml: Path | None = None) -> dict[str, dict[tuple[str, str], object]]:
+    """stage -> its module's PARAMS: {(config file, section): reader}."""
+    import importlib
+
+    import yaml
+
+    path = dvc_yaml or ROOT / "dvc.yaml"
+    out = {}
+    for name, stage in yaml.safe_load(path.read_text(encoding="utf-8"))["stages"].items():
+        module = stage_module(stage.get("cmd", ""))
+        if module is not None:
+            out[name] = dict(importlib.import_module(module).PARAMS)
+    return out
+
+
+def expected_params(sections: dict[tuple[str, str], object]) -> list[dict[str, list[str]]]:
+    """dvc.yaml `params` for these sections: the base files' keys, then the active profile's."""
+    by_file: dict[str, list[str]] = {}
+    for file, key in sections:
+        by_file.setdefault(file, []).append(key)
+    out: list[dict[str, list[str]]] = [{f"configs/{f}.yaml": sorted(keys)} for f, keys in sorted(by_file.items())]
+    if sections:
+        out.append({"configs/profiles/${profile}.yaml": sorted(f"{f}.{k}" for f, k in sections)})
+    return out
+
+
+def overlay_gaps(root: Path = ROOT) -> list[str]:
+    """Sections a stage reads that some profile overlay lacks (DVC would refuse that profile)."""
+    import yaml
+
+    needed = {s for sections in stage_sections(root / "dvc.yaml").values() for s in sections}
+    problems = []
+    for overlay in sorted((root / "configs" / "profiles").glob("*.yaml")):
+        doc = yaml.safe_load(overlay.read_text(encoding="utf-8")) or {}
+        for file, key in sorted(needed):
+            if not isinstance(doc.get(file), dict) or key not in doc[file]:
+                problems.append(f"{overlay.relative_to(root)}: missing {file}.{key} (write {{}} if it changes nothing)")
+    return problems
+
+
 def differences(dvc_yaml: Path, root: Path = ROOT) -> list[str]:
     import yaml
 
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
     problems = []
+    for name, sections in stage_sections(dvc_yaml).items():
+        want, have = expected_params(sections), stages[name].get("params") or []
+        if [dict(p) for p in have] != want:
+            problems.append(f"{name}: params {have} should be {want}")
+    problems.extend(overlay_gaps(root))
     for name, want in expected_deps(stages, root).items():
         have = {d for d in stages[name].get("deps", []) if isinstance(d, str) and is_code(d)}
         for dep in sorted(set(want) - have):
@@ -123,6 +174,12 @@ def rewrite(dvc_yaml: Path, root: Path = ROOT) -> None:
         deps = doc["stages"][name].get("deps") or []
         others = [d for d in deps if not (isinstance(d, str) and is_code(d))]
         doc["stages"][name]["deps"] = want + others
+    for name, sections in stage_sections(dvc_yaml).items():
+        params = expected_params(sections)
+        if params:
+            doc["stages"][name]["params"] = params
+        else:
+            doc["stages"][name].pop("params", None)
     with dvc_yaml.open("w", encoding="utf-8") as fh:
         y.dump(doc, fh)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from pipeline.evaluation.config import CalibrationConfig
 from pipeline.evaluation.replay_metrics import outcome
 from pipeline.evaluation.turn_metrics import best_f1_threshold, threshold_for_recall
 from serving.calibration import scores_from_logits
@@ -55,7 +56,7 @@ def fit_temperatures(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray) -
 
 
 def label_thresholds(
-    probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, cal: Mapping[str, Any]
+    probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, cal: CalibrationConfig
 ) -> dict[str, float]:
     """Turn-level thresholds per label (F1-optimal; recall-first for self_harm_risk)."""
     out = {}
@@ -66,8 +67,8 @@ def label_thresholds(
             continue
         t, _ = best_f1_threshold(probs[rows, j], labels[rows, j])
         if name == "self_harm_risk":
-            t_rec = threshold_for_recall(probs[rows, j], labels[rows, j], float(cal.get("self_harm_min_recall", 0.98)))
-            t = min(t, t_rec, float(cal.get("self_harm_max_threshold", 0.3)))
+            t_rec = threshold_for_recall(probs[rows, j], labels[rows, j], cal.self_harm_min_recall)
+            t = min(t, t_rec, cal.self_harm_max_threshold)
         out[name] = float(np.clip(t, 0.01, 0.99))
     return out
 
@@ -159,7 +160,7 @@ def veto_threshold(
     current: Mapping[str, float],
     start: float,
     grid: Sequence[float],
-    cal: Mapping[str, Any],
+    cal: CalibrationConfig,
 ) -> tuple[float, float | None]:
     """The self-harm veto: `self_harm_safety_margin` (0.5) times the highest value at which valid ends no
     self-harm chat after its risk turn; never below its recall-calibrated start unless valid demands it, never
@@ -172,8 +173,8 @@ def veto_threshold(
     requests ("I'm done, end the chat" scores 0.2-0.5 self-harm). Ends grow with the threshold (a lower veto
     only blocks more), so the safe values are the ones below the first unsafe one.
     """
-    margin = float(cal.get("self_harm_safety_margin", 0.5))
-    cap = float(cal.get("self_harm_max_threshold", 0.5))
+    margin = cal.self_harm_safety_margin
+    cap = cal.self_harm_max_threshold
     safe_max: float | None = None
     for v in sorted(grid):
         s = summarise_replay(base.with_thresholds({**current, "self_harm_risk": v}), conversations, scores)
@@ -190,16 +191,16 @@ def tune_policy_thresholds(
     conversations: Sequence[Conversation],
     scores: Sequence[Sequence[Mapping[str, float]]],
     start: Mapping[str, float],
-    cal: Mapping[str, Any],
+    cal: CalibrationConfig,
 ) -> tuple[dict[str, float], ReplaySummary, list[dict[str, Any]]]:
     """Coordinate search of the policy-facing thresholds on replayed valid conversations.
 
     Returns (thresholds, the valid replay summary at them, the search trace).
     """
-    target = float(cal["target_false_termination_rate"])
-    grid = sorted(float(g) for g in cal.get("grid") or np.round(np.arange(0.05, 1.0, 0.05), 2))
-    joint_grid = sorted(float(g) for g in cal.get("joint_grid") or grid)
-    tuned = cal.get("tuned_labels", ["harmful_request", "abuse", "end_request", "redirect"])
+    target = cal.target_false_termination_rate
+    grid = sorted(cal.grid)
+    joint_grid = sorted(cal.joint_grid)
+    tuned = cal.tuned_labels
     # An entry may be a list of labels searched jointly (harmful_request and abuse both feed `flagged`:
     # moving one at a time gets stuck).
     coords = [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
@@ -223,12 +224,12 @@ def tune_policy_thresholds(
         }
     ]
 
-    early_cost = float(cal.get("early_end_cost", 1.0))
+    early_cost = cal.early_end_cost
 
     def options(name: str, joint: bool) -> list[float]:
         return sorted(set(joint_grid if joint else grid) | {current[name]})
 
-    for p in range(1, int(cal.get("search_passes", 3)) + 1):
+    for p in range(1, cal.search_passes + 1):
         changed = False
         for names in coords:
             now = tuple(current[n] for n in names)

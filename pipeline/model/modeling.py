@@ -9,6 +9,7 @@ or hub id handed to `from_pretrained`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,13 +82,10 @@ def tiny_bert_config(vocab_size: int, max_positions: int = 512):
     )
 
 
-def build_model(name: str, *, seed: int | None = None, num_layers: int | None = None):
+def build_model(name: str, *, seed: int | None = None):
     """A sequence classifier with len(MODEL_LABELS) sigmoid outputs, and its tokenizer.
 
-    The seed is applied before the head is initialised so runs are reproducible. `num_layers` keeps only the
-    bottom k encoder layers of a pretrained model (None: all). Why: per-turn latency and training time scale
-    with depth, and for fine-tuning, dropping the top layers costs least of any layer choice (Sajjad et al.,
-    "On the effect of dropping layers of pre-trained transformer models").
+    The seed is applied before the head is initialised so runs are reproducible.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
@@ -98,14 +96,8 @@ def build_model(name: str, *, seed: int | None = None, num_layers: int | None = 
     if seed is not None:
         torch.manual_seed(seed)
     id2label, label2id = label_maps()
-    if num_layers is not None and num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1 or null, got {num_layers}")
-    depth = {} if num_layers is None else {"num_hidden_layers": int(num_layers)}
     if base.weights is None:
-        config = tiny_bert_config(tokenizer.get_vocab_size())
-        if num_layers is not None:
-            config.num_hidden_layers = min(int(num_layers), config.num_hidden_layers)
-        model = BertForSequenceClassification(config)
+        model = BertForSequenceClassification(tiny_bert_config(tokenizer.get_vocab_size()))
     else:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         verbosity = hf_logging.get_verbosity()
@@ -117,7 +109,6 @@ def build_model(name: str, *, seed: int | None = None, num_layers: int | None = 
                 problem_type="multi_label_classification",
                 id2label=id2label,
                 label2id=label2id,
-                **depth,
             )
         finally:
             hf_logging.set_verbosity(verbosity)
@@ -140,40 +131,67 @@ def collate(ws, idx, pad_id: int = 0) -> dict:
     """Tensors for the rows `idx` of a WindowSet, right-padded to the longest (dynamic padding)."""
     import torch
 
+    batch = window_tensors([(ws.input_ids[i], ws.type_ids[i]) for i in idx], pad_id)
+    batch["labels"] = torch.from_numpy(ws.labels[idx])
+    batch["mask"] = torch.from_numpy(ws.mask[idx])
+    return batch
+
+
+def window_tensors(windows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int = 0) -> dict:
+    import torch
+
     from serving.window import pad_batch
 
-    ids, attn, types = pad_batch([(ws.input_ids[i], ws.type_ids[i]) for i in idx], pad_id)
+    ids, attn, types = pad_batch(windows, pad_id)
     return {
         "input_ids": torch.tensor(ids, dtype=torch.long),
         "attention_mask": torch.tensor(attn, dtype=torch.long),
         "token_type_ids": torch.tensor(types, dtype=torch.long),
-        "labels": torch.from_numpy(ws.labels[idx]),
-        "mask": torch.from_numpy(ws.mask[idx]),
     }
 
 
-def predict_logits(model, ws, *, batch_size: int = 64, pad_id: int = 0, device=None, progress: str | None = None):
-    """Raw logits [n, L] for every window, in inference mode, batched by length (order restored)."""
+def forward(model, batch: dict, device):
+    """The one forward pass every torch scorer runs: float logits, bf16 autocast on CUDA."""
+    import torch
+
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            token_type_ids=batch["token_type_ids"].to(device),
+        ).logits.float()
+
+
+def batch_logits(model, ws, idx, pad_id: int, device):
+    """(logits, batch) for rows `idx` of a WindowSet: the training step and the valid loss."""
+    batch = collate(ws, idx, pad_id)
+    return forward(model, batch, device), batch
+
+
+def torch_logits(
+    model, windows: Sequence[tuple[Sequence[int], Sequence[int]]], *, batch_size: int = 64, pad_id: int = 0,
+    device=None, progress: str | None = None,
+):  # fmt: skip
+    """Raw logits [n, L] for every window, in inference mode, in length-sorted batches (order restored)."""
     import numpy as np
     import torch
     from tqdm import tqdm
 
     device = device or next(model.parameters()).device
-    n = len(ws)
-    out = np.zeros((n, len(MODEL_LABELS)), dtype=np.float32)
-    order = np.argsort(ws.lengths, kind="stable")
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    out = np.zeros((len(windows), len(MODEL_LABELS)), dtype=np.float32)
+    order = np.argsort(np.array([len(w[0]) for w in windows], dtype=np.int64), kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(windows), batch_size)]
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for idx in tqdm(batches, desc=progress or "score", disable=progress is None, mininterval=2.0):
-            b = collate(ws, idx, pad_id)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(
-                    input_ids=b["input_ids"].to(device),
-                    attention_mask=b["attention_mask"].to(device),
-                    token_type_ids=b["token_type_ids"].to(device),
-                ).logits
-            out[idx] = logits.float().cpu().numpy()
+            batch = window_tensors([windows[i] for i in idx], pad_id)
+            out[idx] = forward(model, batch, device).cpu().numpy()
     model.train(was_training)
     return out
+
+
+def predict_logits(model, ws, *, batch_size: int = 64, pad_id: int = 0, device=None, progress: str | None = None):
+    """Raw logits for every window of a WindowSet."""
+    windows = list(zip(ws.input_ids, ws.type_ids, strict=True))
+    return torch_logits(model, windows, batch_size=batch_size, pad_id=pad_id, device=device, progress=progress)

@@ -10,7 +10,7 @@ context (their `labels: []` means unknown, not benign).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,9 +166,8 @@ def select_training_windows(
     max_windows: int | None,
     seed: int,
     *,
-    min_negative_share: float = 0.35,
-    hard_share: float = 0.6,
-    min_label_windows: int = 0,
+    min_negative_share: float,
+    hard_share: float,
 ) -> np.ndarray:
     """Indices of the training subsample: positives first, then hard negatives, then stratified negatives.
 
@@ -178,13 +177,6 @@ def select_training_windows(
     opening of an escalating conversation, are still seen). When positives alone
     exceed the budget they are subsampled stratified by label combination and role, keeping at least
     `min_negative_share` of the budget for negatives.
-
-    A label with fewer than `min_label_windows` positive windows keeps all of them and has them drawn again
-    (with replacement) up to that count, out of the positive budget; the returned indices then repeat.
-    Why: the default corpus has ~280 `end_request` windows against ~1,000 self-harm ones, and the model
-    scored every end request ~0.2 self-harm (train included: five times the benign level), which the veto
-    turns into a blocked end. Copies (each seeing a different context after `swap_contexts`) instead of a
-    pos_weight of 25 brought that to 0.08; measured side effects are in configs/train.yaml (off by default).
     """
     n = len(ws)
     if max_windows is None or max_windows <= 0 or max_windows >= n:
@@ -192,19 +184,15 @@ def select_training_windows(
     rng = np.random.default_rng(seed)
     pos_mask = ws.positive
     pos = np.flatnonzero(pos_mask)
-    rare, extra = _rare_positives(ws, pos, min_label_windows, rng)
     neg_budget_min = int(round(max_windows * min_negative_share))
-    pos_budget = min(len(pos) + len(extra), max_windows - min(neg_budget_min, int((~pos_mask).sum())))
-    rare, extra = rare[:pos_budget], extra[: max(0, pos_budget - len(rare))]
-    others = np.setdiff1d(pos, rare)
-    others_budget = pos_budget - len(rare) - len(extra)
-    if others_budget < len(others):
+    pos_budget = min(len(pos), max_windows - min(neg_budget_min, int((~pos_mask).sum())))
+    if pos_budget < len(pos):
         groups: dict[tuple, list[int]] = defaultdict(list)
-        for i in others:
+        for i in pos:
             groups[(ws.roles[i], tuple((ws.labels[i] * ws.mask[i]).astype(int).tolist()))].append(int(i))
-        chosen_pos = rare + extra + _stratified_take(groups, others_budget, rng)
+        chosen_pos = _stratified_take(groups, pos_budget, rng)
     else:
-        chosen_pos = rare + extra + others.tolist()
+        chosen_pos = pos.tolist()
     budget = max_windows - len(chosen_pos)
     hard = np.flatnonzero(~pos_mask & ws.hard)
     hard_budget = int(round(budget * hard_share))
@@ -220,36 +208,11 @@ def select_training_windows(
     return np.sort(np.asarray(chosen_pos + chosen_neg, dtype=np.int64))
 
 
-def _rare_positives(
-    ws: WindowSet, pos: np.ndarray, min_windows: int, rng: np.random.Generator
-) -> tuple[list[int], list[int]]:
-    """Positives of labels with fewer than `min_windows` of them (all kept), and extra draws up to that count."""
-    if min_windows <= 0 or not len(pos):
-        return [], []
-    active = ws.labels[pos] * ws.mask[pos]
-    rare: set[int] = set()
-    extra: list[int] = []
-    for j in range(active.shape[1]):
-        members = pos[active[:, j] > 0]
-        if 0 < len(members) < min_windows:
-            rare.update(members.tolist())
-            extra.extend(rng.choice(members, size=min_windows - len(members), replace=True).tolist())
-    return sorted(rare), extra
-
-
-def pos_weight(ws: WindowSet, cap: float = 20.0, scale: Mapping[str, float] | None = None) -> np.ndarray:
-    """neg/pos per label over the rows where the label applies, capped (BCE pos_weight), then multiplied by
-    `scale[label]`: a head whose misses cost more than its false alarms (the self-harm veto) is trained for
-    recall beyond class balance."""
+def pos_weight(ws: WindowSet, cap: float = 20.0) -> np.ndarray:
+    """neg/pos per label over the rows where the label applies, capped (BCE pos_weight)."""
     pos = (ws.labels * ws.mask).sum(axis=0)
     neg = ((1 - ws.labels) * ws.mask).sum(axis=0)
-    w = np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cap)
-    unknown = set(scale or {}) - set(MODEL_LABELS)
-    if unknown:
-        raise ValueError(f"pos_weight_scale: unknown labels {sorted(unknown)}")
-    for j, name in enumerate(MODEL_LABELS):
-        w[j] *= float((scale or {}).get(name, 1.0))
-    return w.astype(np.float32)
+    return np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cap).astype(np.float32)
 
 
 def length_buckets(

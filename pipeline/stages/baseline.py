@@ -16,37 +16,42 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.common.config import ConfigError, active_profile, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import active_profile, section
 from pipeline.data.split_files import read_split, split_path
+from pipeline.evaluation.config import BaselineConfig
 from pipeline.evaluation.turn_metrics import best_f1_threshold, label_metrics, macro_f1, per_label
+from pipeline.model.config import ModelConfig, WindowConfig
 from pipeline.model.windows import WindowSet, build_windows, window_texts
 from serving.labels import MODEL_LABELS
 from serving.schema import Conversation
-from serving.window import WindowEncoder, WindowSpec
+from serving.window import WindowEncoder
 
 log = logging.getLogger("pipeline.stages.baseline")
+#: The params this stage reads (dvc.yaml lists the same): (configs/<file>.yaml, section) -> its reader.
+PARAMS = {("eval", "baseline"): BaselineConfig, ("train", "model"): ModelConfig, ("train", "window"): WindowConfig}
 
 
 class TfidfBaseline:
     """One vectoriser set, one logistic regression per label (trained where the label applies)."""
 
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
+    def __init__(self, cfg: BaselineConfig) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.cfg = cfg
-        max_f = int(cfg.get("max_features", 50000))
-        ngram = (1, int(cfg.get("ngram_max", 2)))
+        max_f = cfg.max_features
+        ngram = (1, cfg.ngram_max)
         self.target_words = TfidfVectorizer(ngram_range=ngram, max_features=max_f, sublinear_tf=True, min_df=1)
         self.context_words = TfidfVectorizer(ngram_range=(1, 1), max_features=max_f // 2, sublinear_tf=True)
         self.target_chars = (
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=max_f, sublinear_tf=True)
-            if cfg.get("char_ngrams", True)
+            if cfg.char_ngrams
             else None
         )
         self.models: dict[str, Any] = {}
@@ -71,7 +76,7 @@ class TfidfBaseline:
             y = ws.labels[rows, j]
             if not rows.any() or y.min() == y.max():
                 continue
-            clf = LogisticRegression(C=float(self.cfg.get("C", 4.0)), class_weight="balanced", max_iter=2000)
+            clf = LogisticRegression(C=self.cfg.C, class_weight="balanced", max_iter=2000)
             clf.fit(x[rows], y.astype(int))
             self.models[name] = clf
         return self
@@ -120,7 +125,7 @@ def run_baseline(
     valid: Sequence[Conversation],
     test: Sequence[Conversation],
     encoder: WindowEncoder,
-    cfg: Mapping[str, Any],
+    cfg: BaselineConfig,
     label_subset: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Fit on train, threshold on valid, score on test; returns the metrics dict written to baseline.json."""
@@ -165,23 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="metrics/baseline.json")
     parser.add_argument("--profile", default=None, help="override configs/profile.yaml")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     profile = args.profile or active_profile()
-    train_cfg = load_config("train", profile)
-    cfg = load_config("eval", profile).get("baseline")
-    if not isinstance(cfg, Mapping):
-        raise ConfigError("configs/eval.yaml: `baseline` section missing")
+    cfg = section(BaselineConfig, "eval", "baseline", profile)
+    model = section(ModelConfig, "train", "model", profile)
+    window = section(WindowConfig, "train", "window", profile)
     from pipeline.model.modeling import resolve_base_model
 
-    try:
-        spec = WindowSpec.from_dict(train_cfg["window"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"configs/train.yaml window: {exc}") from None
-    encoder = WindowEncoder.from_file(str(resolve_base_model(train_cfg["model"]["base_model"]).tokenizer_file), spec)
+    encoder = WindowEncoder.from_file(str(resolve_base_model(model.base_model).tokenizer_file), window.spec())
     splits = {name: read_split(split_path(args.splits, name)) for name in ("train", "valid", "test")}
-    result = run_baseline(
-        splits["train"], splits["valid"], splits["test"], encoder, cfg, train_cfg["model"].get("label_subset")
-    )
+    result = run_baseline(splits["train"], splits["valid"], splits["test"], encoder, cfg, model.label_subset)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     pc = result.get("profanity_check", {}).get("zero_shot", {})
@@ -196,4 +193,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage(main))

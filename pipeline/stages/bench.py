@@ -13,6 +13,7 @@ the runtime, loads the model and scores one turn, for both runtimes. A roofline
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -23,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.common.config import ConfigError, active_profile, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import active_profile, section
+from pipeline.export.config import BenchConfig
 from pipeline.export.roofline import describe as describe_roofline
 from pipeline.export.roofline import gemm_peak_gops, roofline
 from serving import bench as sbench
@@ -31,9 +34,10 @@ from serving.bundle import MODEL_FILES
 from serving.calibration import scores_dicts, scores_from_logits, temperature_vector
 from serving.guard import ConversationState, Guard
 from serving.policy import step
-from serving.window import pad_batch
 
 log = logging.getLogger("pipeline.stages.bench")
+#: The params this stage reads (dvc.yaml lists the same): (configs/<file>.yaml, section) -> its reader.
+PARAMS = {("export", "bench"): BenchConfig}
 
 
 class TorchScorer:
@@ -51,13 +55,9 @@ class TorchScorer:
         self.temps = temperature_vector(guard.temperatures)
 
     def logits(self, windows: Sequence[tuple[list[int], list[int]]]) -> np.ndarray:
-        torch = self.torch
-        ids, mask, types = pad_batch(windows, self.encoder.pad_id)
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
-            ).logits
-        return out.float().numpy()
+        from pipeline.model.modeling import torch_logits
+
+        return torch_logits(self.model, windows, batch_size=max(1, len(windows)), pad_id=self.encoder.pad_id)
 
     def observe(self, state: ConversationState, role: str, text: str):
         ids = self.encoder.tokenize_turn(role, text)
@@ -90,16 +90,16 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_turn_s": t3 - t
 )
 
 
-def torch_engine(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
+def torch_engine(scorer: TorchScorer, guard: Guard, cfg: BenchConfig, checkpoint: Path) -> dict[str, Any]:
     engine: dict[str, Any] = {"latency": {}}
-    for target in cfg["token_targets"]:
+    for target in cfg.token_targets:
         prefix, text = sbench.scenario(guard.encoder, int(target))
-        n, w = int(cfg["iterations"]), int(cfg["warmup"])
+        n, w = cfg.iterations, cfg.warmup
         states = sbench.prepared_states(scorer.observe, ConversationState(guard.window.max_turns), prefix, n + w)
         engine["latency"][str(target)] = sbench.time_calls(
             lambda i, states=states, text=text: scorer.observe(states[i], "user", text), n, w
         )
-    bs, rounds = int(cfg["batch_size"]), int(cfg["batch_rounds"])
+    bs, rounds = cfg.batch_size, cfg.batch_rounds
     windows = sbench.throughput_windows(guard.encoder, 64, bs)
     scorer.logits(windows)
     t0 = time.perf_counter()
@@ -107,19 +107,17 @@ def torch_engine(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any], checkpo
         scores_from_logits(scorer.logits(windows), scorer.temps)
     engine["throughput"] = {"batch_size": bs, "windows_per_s": round(rounds * bs / (time.perf_counter() - t0), 1)}
     engine["size_mb"] = round(sum(p.stat().st_size for p in checkpoint.glob("*.safetensors")) / 2**20, 2)
-    if int(cfg["cold_start_runs"]) > 0:
-        engine["cold_start"] = sbench.fresh_process(
-            [str(checkpoint)], TORCH_COLD_START_CODE, int(cfg["cold_start_runs"])
-        )
+    if cfg.cold_start_runs > 0:
+        engine["cold_start"] = sbench.fresh_process([str(checkpoint)], TORCH_COLD_START_CODE, cfg.cold_start_runs)
     return engine
 
 
-def paired_with_torch(scorer: TorchScorer, guard: Guard, cfg: dict[str, Any]) -> dict[str, Any]:
+def paired_with_torch(scorer: TorchScorer, guard: Guard, cfg: BenchConfig) -> dict[str, Any]:
     """torch eager and int8 decisions timed in alternating blocks at each window size: the ratio the speed
     target is judged on (sbench.interleaved_latency says why)."""
-    n, w = int(cfg.get("paired_iterations", 150)), int(cfg["warmup"])
+    n, w = cfg.paired_iterations, cfg.warmup
     out: dict[str, Any] = {"iterations": n, "blocks": 10}
-    for target in cfg["token_targets"]:
+    for target in cfg.token_targets:
         prefix, text = sbench.scenario(guard.encoder, int(target))
         pt = sbench.prepared_states(scorer.observe, ConversationState(guard.window.max_turns), prefix, n + w)
         i8 = sbench.prepared_states(guard.observe, guard.new_conversation(), prefix, n + w)
@@ -190,7 +188,6 @@ def ratios(result: dict[str, Any], baseline: str = "torch_eager") -> dict[str, A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m pipeline.stages.bench", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="models/checkpoint")
     p.add_argument("--bundle", default="models/bundle")
@@ -201,14 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cold-start-runs", type=int, help="override bench.cold_start_runs")
     args = p.parse_args(argv)
     profile = args.profile or active_profile(Path(args.config_dir))
-    cfg = dict(load_config("export", profile, args.config_dir).get("bench") or {})
-    for key in ("token_targets", "warmup", "iterations", "batch_size", "batch_rounds", "cold_start_runs"):
-        if key not in cfg:
-            raise ConfigError(f"{args.config_dir}/export.yaml: missing bench.{key}")
+    cfg = section(BenchConfig, "export", "bench", profile, args.config_dir)
     if args.iterations:
-        cfg["iterations"] = args.iterations
+        cfg = dataclasses.replace(cfg, iterations=args.iterations)
     if args.cold_start_runs is not None:
-        cfg["cold_start_runs"] = args.cold_start_runs
+        cfg = dataclasses.replace(cfg, cold_start_runs=args.cold_start_runs)
 
     import torch
 
@@ -219,13 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = sbench.run_bench(
         args.bundle,
         models=("int8", "fp32"),
-        token_targets=[int(t) for t in cfg["token_targets"]],
-        iterations=int(cfg["iterations"]),
-        warmup=int(cfg["warmup"]),
+        token_targets=list(cfg.token_targets),
+        iterations=cfg.iterations,
+        warmup=cfg.warmup,
         threads=1,
-        batch_size=int(cfg["batch_size"]),
-        batch_rounds=int(cfg["batch_rounds"]),
-        cold_start_runs=int(cfg["cold_start_runs"]),
+        batch_size=cfg.batch_size,
+        batch_rounds=cfg.batch_rounds,
+        cold_start_runs=cfg.cold_start_runs,
     )
     log.info("PyTorch eager from %s", args.checkpoint)
     # The int8 model alone (re-scoring is timed apart by run_bench): torch borrows its encoder, policy and
@@ -235,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["engines"] = {"torch_eager": torch_engine(scorer, guard, cfg, Path(args.checkpoint)), **result["engines"]}
     result["torch"] = torch.__version__
     result["ratios_vs_torch"] = ratios(result)
-    if int(cfg.get("paired_iterations", 150)) > 0:
+    if cfg.paired_iterations > 0:
         log.info("torch eager and int8 in alternating blocks")
         result["paired_with_torch"] = paired_with_torch(scorer, guard, cfg)
     i8 = result["engines"].get("onnx_int8")
@@ -267,4 +261,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -6,30 +6,42 @@ On valid: fit a temperature per label, choose thresholds, tune the policy's thre
 valid conversations to the target false-termination rate -> models/thresholds.json. On test: turn-level
 metrics per label, calibration (ECE before/after), and every conversation replayed turn by turn through
 `serving.policy` (false terminations, termination recall, lateness, reason codes, per category). Writes
-metrics/eval.json, metrics/replay.json, metrics/gates.json, plots, a worst-errors table; logs all of it to
-the training run in MLflow, registers the model (alias `candidate`; `champion` only when every gate
-passes), and fails when a gate fails unless `gates.enforce` is false.
+metrics/eval.json, metrics/replay.json, metrics/gates.json, plots, a worst-errors table, and the test logits
+export's parity check reuses; logs all of it to the training run in MLflow, registers the model (alias
+`candidate`; `champion` only when every gate passes), and fails when a gate fails unless `gates.enforce` is
+false.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.common.config import ConfigError, active_profile, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import ConfigError, active_profile, section
 from pipeline.data.split_files import read_split, split_path
-from pipeline.evaluation.error_attribution import ERRORS, HEADS, attribute_all
+from pipeline.evaluation.config import CalibrationConfig, EvaluateConfig, GatesConfig
+from pipeline.evaluation.error_attribution import HEADS, attribute_all
 from pipeline.evaluation.gates import check_gates, gates_report, log_gates
-from pipeline.evaluation.logits import checkpoint_fingerprint, save_test_logits
+from pipeline.evaluation.logits import save_test_logits
 from pipeline.evaluation.replay_metrics import conversation_metrics
+from pipeline.evaluation.report import (
+    calibration_report,
+    conversation_scores,
+    flat_metrics,
+    pick_timelines,
+    strip_rows,
+    worst_errors,
+)
 from pipeline.evaluation.thresholds import (
     calibrated,
     fit_temperatures,
@@ -37,178 +49,218 @@ from pipeline.evaluation.thresholds import (
     replay_all,
     tune_policy_thresholds,
 )
-from pipeline.evaluation.turn_metrics import ece, macro_f1, per_label
+from pipeline.evaluation.turn_metrics import macro_f1, per_label
+from pipeline.model.config import RuntimeConfig
 from pipeline.model.windows import WindowSet, build_windows
-from serving.calibration import scores_dicts
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
 from serving.schema import Conversation
 from serving.window import WindowEncoder, WindowSpec
 
 log = logging.getLogger("pipeline.stages.evaluate")
+#: The params this stage reads (dvc.yaml lists the same): (configs/<file>.yaml, section) -> its reader.
+PARAMS = {
+    ("eval", "evaluate"): EvaluateConfig,
+    ("policy", "policy"): PolicyConfig.from_dict,
+    ("policy", "calibration"): CalibrationConfig,
+    ("gates", "gates"): GatesConfig,
+    ("train", "runtime"): RuntimeConfig,
+}
 
 
-def conversation_scores(
-    conversations: Sequence[Conversation], ws: WindowSet, probs: np.ndarray
-) -> list[list[dict[str, float]]]:
-    """Per conversation, one score dict per turn ({} for system turns): the policy's input."""
-    out: list[list[dict[str, float]]] = [[{} for _ in c.turns] for c in conversations]
-    for row, d in enumerate(scores_dicts(probs)):
-        out[int(ws.conv_index[row])][int(ws.turn_index[row])] = d
-    return out
+@dataclass
+class Scored:
+    """One split's conversations, windows and raw logits."""
+
+    convs: list[Conversation]
+    ws: WindowSet
+    logits: np.ndarray
 
 
-def calibration_report(logits: np.ndarray, ws: WindowSet, temps: Mapping[str, float], bins: int) -> dict[str, Any]:
-    before = calibrated(logits, {})
-    after = calibrated(logits, temps)
-    out: dict[str, Any] = {}
-    for j, name in enumerate(MODEL_LABELS):
-        rows = ws.mask[:, j] > 0
-        if rows.any():
-            out[name] = {
-                "ece_before": ece(before[rows, j], ws.labels[rows, j], bins),
-                "ece_after": ece(after[rows, j], ws.labels[rows, j], bins),
-            }
-    m = ws.mask > 0
-    out["all"] = {"ece_before": ece(before[m], ws.labels[m], bins), "ece_after": ece(after[m], ws.labels[m], bins)}
-    return out
+def score_splits(
+    args: argparse.Namespace, cfg: EvaluateConfig, runtime: RuntimeConfig
+) -> tuple[dict, Scored, Scored, float]:
+    """Score every valid and test window with the checkpoint (PyTorch, as trained)."""
+    ckpt = Path(args.checkpoint)
+    if not (ckpt / "train_info.json").exists():
+        raise ConfigError(f"{ckpt}/train_info.json not found: run train first")
+    info = json.loads((ckpt / "train_info.json").read_text())
+    import torch
+
+    from pipeline.model.modeling import load_checkpoint, predict_logits
+    from pipeline.model.training import num_threads
+
+    torch.set_num_threads(num_threads(runtime.num_threads))
+    model = load_checkpoint(ckpt)
+    encoder = WindowEncoder.from_file(
+        str(ckpt / "tokenizer.json"), WindowSpec.from_dict(json.loads((ckpt / "window.json").read_text()))
+    )
+    t0 = time.perf_counter()
+    out = []
+    for name in ("valid", "test"):
+        convs = read_split(split_path(args.splits, name))
+        ws = build_windows(convs, encoder, label_subset=info.get("label_subset"), keep_unscored=True)
+        logits = predict_logits(model, ws, batch_size=cfg.batch_size, pad_id=encoder.pad_id, progress=f"score {name}")
+        out.append(Scored(convs, ws, logits))
+    score_s = time.perf_counter() - t0
+    valid, test = out
+    keys = [(test.convs[int(c)].id, int(t)) for c, t in zip(test.ws.conv_index, test.ws.turn_index, strict=True)]
+    save_test_logits(args.test_logits, test.logits, keys, ckpt)
+    log.info("scored %d valid + %d test windows in %.1fs", len(valid.ws), len(test.ws), score_s)
+    return info, valid, test, score_s
 
 
-def worst_errors(
-    conversations: Sequence[Conversation],
-    ws: WindowSet,
-    probs: np.ndarray,
-    thresholds: Mapping[str, float],
-    replay_rows: Sequence[Mapping[str, Any]],
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Conversation-level mistakes first (early/false ends, missed ends), then the most confident turn errors."""
-    out: list[dict[str, Any]] = []
-    by_id = {c.id: c for c in conversations}
-    for r in replay_rows:
-        kind = None
-        if r["ended"] and not r["should_end"]:
-            kind = "false_termination"
-        elif r["should_end"] and not r["ended"]:
-            kind = "missed_termination"
-        elif r["lateness"] is not None and r["lateness"] < 0:
-            kind = "early_termination"
-        if kind:
-            c = by_id[r["id"]]
-            t = r["end_turn"] if r["end_turn"] is not None else r["end_at"]
-            out.append(
-                {
-                    "kind": kind,
-                    "conversation_id": r["id"],
-                    "category": r["category"],
-                    "turn": t,
-                    "role": c.turns[t].role if t is not None else "",
-                    "label": r["reason"] or "",
-                    "gold": str(r["end_at"]),
-                    "score": float("nan"),
-                    "text": c.turns[t].text[:200] if t is not None else "",
-                }
-            )
-    # Worst first (false and early ends before misses), and at most half the table: turn errors explain them.
-    rank = {"false_termination": 0, "early_termination": 1, "missed_termination": 2}
-    out = sorted(out, key=lambda r: rank[r["kind"]])[: max(1, limit // 2)] if limit else out
-    err = np.where(ws.mask > 0, np.abs(probs - ws.labels), 0.0)
-    thr = np.array([thresholds.get(n, 0.5) for n in MODEL_LABELS])
-    wrong = (ws.mask > 0) & ((probs >= thr) != (ws.labels > 0.5))
-    flat = np.argsort(-(err * wrong), axis=None)
-    for k in flat[: max(0, limit - len(out))]:
-        i, j = np.unravel_index(k, err.shape)
-        if not wrong[i, j]:
-            break
-        c = conversations[int(ws.conv_index[i])]
-        t = int(ws.turn_index[i])
-        out.append(
-            {
-                "kind": "false_positive" if ws.labels[i, j] < 0.5 else "false_negative",
-                "conversation_id": c.id,
-                "category": c.category or "",
-                "turn": t,
-                "role": c.turns[t].role,
-                "label": MODEL_LABELS[j],
-                "gold": str(int(ws.labels[i, j])),
-                "score": round(float(probs[i, j]), 4),
-                "text": c.turns[t].text[:200],
-            }
-        )
-    return out[:limit] if limit else out
+@dataclass
+class Calibration:
+    temperatures: dict[str, float]
+    turn_thresholds: dict[str, float]  # F1-optimal per label: turn-level metrics
+    policy: PolicyConfig
+    document: dict[str, Any]  # models/thresholds.json
+    valid_replay: Any
+    trace: list[dict[str, Any]]
 
 
-def pick_timelines(replay_rows: Sequence[Mapping[str, Any]], n: int) -> list[int]:
-    """Indices of a few conversations to draw: mistakes first, then one per category."""
-    chosen: list[int] = []
-    for pred in (
-        lambda r: r["ended"] and not r["should_end"],
-        lambda r: r["should_end"] and not r["ended"],
-        lambda r: r["should_end"] and r["ended"],
-    ):
-        for i, r in enumerate(replay_rows):
-            if len(chosen) < n and pred(r) and i not in chosen:
-                chosen.append(i)
-                break
-    seen = {replay_rows[i]["category"] for i in chosen}
-    for i, r in enumerate(replay_rows):
-        if len(chosen) >= n:
-            break
-        if r["category"] not in seen:
-            chosen.append(i)
-            seen.add(r["category"])
-    return chosen
+def calibrate(
+    valid: Scored, base_policy: PolicyConfig, cal: CalibrationConfig, subset: Sequence[str] | None
+) -> Calibration:
+    """Temperatures per label, then the policy's thresholds tuned by replaying valid to the target FTR."""
+    temps = fit_temperatures(valid.logits, valid.ws.labels, valid.ws.mask)
+    vprob = calibrated(valid.logits, temps)
+    ws = valid.ws
+    # Turn-level metrics use F1-optimal thresholds for every label (as the baseline does); the policy starts
+    # from these with self_harm_risk set for recall, then is tuned by replay.
+    f1_thr = label_thresholds(
+        vprob, ws.labels, ws.mask, dataclasses.replace(cal, self_harm_min_recall=0.0, self_harm_max_threshold=1.0)
+    )
+    start = label_thresholds(vprob, ws.labels, ws.mask, cal)
+    if subset:  # heads outside the trained subset are untrained noise: they must never fire
+        start = {k: (v if k in subset else 1.0) for k, v in start.items()}
+        keep = []
+        for entry in cal.tuned_labels:
+            names = [n for n in ([entry] if isinstance(entry, str) else entry) if n in subset]
+            if names:
+                keep.append(names if len(names) > 1 else names[0])
+        cal = dataclasses.replace(cal, tuned_labels=keep)
+    vscores = conversation_scores(valid.convs, ws, vprob)
+    policy_thr, vsum, trace = tune_policy_thresholds(base_policy, valid.convs, vscores, start, cal)
+    policy = base_policy.with_thresholds(policy_thr)
+    document = {
+        "thresholds": dict(policy.thresholds),
+        "temperatures": temps,
+        "policy": policy.to_dict(),
+        "target_false_termination_rate": cal.target_false_termination_rate,
+        "valid_false_termination_rate": vsum.ftr,
+        "valid_termination_recall": vsum.recall,
+        "turn_thresholds": f1_thr,
+    }
+    log.info("valid replay at chosen thresholds: %s", vsum.to_dict())
+    return Calibration(temps, f1_thr, policy, document, vsum, trace)
 
 
-def _strip_rows(m: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in m.items() if k != "rows"}
+def judge_test(
+    test: Scored,
+    c: Calibration,
+    subset: Sequence[str] | None,
+    baseline: dict | None,
+    bins: int,
+    valid: Scored,
+    score_s: float,
+) -> dict[str, Any]:
+    """Turn metrics and the replayed policy on test: eval.json's content, the replay, the error attribution."""
+    tprob = calibrated(test.logits, c.temperatures)
+    ws = test.ws
+    tscores = conversation_scores(test.convs, ws, tprob)
+    replay = conversation_metrics(test.convs, replay_all(c.policy, test.convs, tscores))
+    heads = [h for h, (_, labels) in HEADS.items() if not subset or set(labels) & set(subset)]
+    attribution = attribute_all(c.policy, test.convs, tscores, heads)
+    replay["error_attribution"] = {k: v for k, v in attribution.items() if k != "rows"}
+    turn = per_label(tprob, ws.labels, ws.mask, c.turn_thresholds)
+    ev = {
+        "macro_f1": macro_f1(turn),
+        "turn": turn,
+        "turn_at_policy_thresholds": per_label(tprob, ws.labels, ws.mask, c.policy.thresholds),
+        "calibration": {
+            "temperatures": c.temperatures,
+            "valid": calibration_report(valid.logits, valid.ws, c.temperatures, bins),
+            "test": calibration_report(test.logits, ws, c.temperatures, bins),
+        },
+        "valid_replay": c.valid_replay.to_dict(),
+        "baseline_macro_f1": None if baseline is None else baseline.get("macro_f1"),
+        "windows": {"valid": len(valid.ws), "test": len(ws)},
+        "scoring_windows_per_s": (len(valid.ws) + len(ws)) / max(score_s, 1e-9),
+    }
+    missed = attribution["missed"]["overall"]
+    log.info(
+        "missed test ends (%d) fixed by one correct head alone: %s; needing several: %d",
+        missed["errors"], ", ".join(f"{h} {missed[f'fixed_by_{h}']}" for h in heads), missed["needs_several"],
+    )  # fmt: skip
+    return {"ev": ev, "replay": replay, "attribution": attribution, "tprob": tprob, "tscores": tscores}
 
 
-def _flat_metrics(ev: Mapping[str, Any], replay: Mapping[str, Any], gates: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers worth charting in MLflow, with dotted names."""
-    out: dict[str, float] = {"test.macro_f1": ev["macro_f1"]}
-    for name, m in ev["turn"].items():
-        for k in ("precision", "recall", "f1", "pr_auc", "roc_auc"):
-            if m.get(k) is not None:
-                out[f"test.{name}.{k}"] = m[k]
-    for name, m in ev["calibration"]["valid"].items():
-        out[f"valid.{name}.ece_before"] = m["ece_before"]
-        out[f"valid.{name}.ece_after"] = m["ece_after"]
-    ov = replay["overall"]
-    for k in ("false_termination_rate", "termination_recall", "early_terminations", "lateness_median", "lateness_mean"):
-        if ov.get(k) is not None:
-            out[f"replay.{k}"] = ov[k]
-    out["replay.self_harm_ended"] = replay["self_harm_ended"]
-    out["replay.self_harm_ended_after_risk"] = replay["self_harm_ended_after_risk"]
-    for cat, m in replay["per_category"].items():
-        out[f"replay.{cat}.false_termination_rate"] = m["false_termination_rate"]
-        if m.get("termination_recall") is not None:
-            out[f"replay.{cat}.termination_recall"] = m["termination_recall"]
-    attribution = replay.get("error_attribution") or {}
-    for kind in ERRORS:
-        for k, v in (attribution.get(kind) or {}).get("overall", {}).items():
-            out[f"replay.errors.{kind}.{k}"] = v
-    out["gates.passed"] = float(gates["passed"])
-    return out
+def write_plots(
+    args: argparse.Namespace, test: Scored, c: Calibration, judged: dict[str, Any], cfg: EvaluateConfig
+) -> None:
+    from pipeline.evaluation import plots
+
+    ws, tprob = test.ws, judged["tprob"]
+    pdir, ddir = Path(args.plots_dir), Path(args.plots_data)
+    pdir.mkdir(parents=True, exist_ok=True)
+    ddir.mkdir(parents=True, exist_ok=True)
+    plots.pr_curves(tprob, ws.labels, ws.mask, pdir / "pr_curves.png", ddir)
+    user = np.array([r == "user" for r in ws.roles]) & (ws.mask.sum(axis=1) > 0)
+    thr_vec = np.array([c.turn_thresholds[n] for n in MODEL_LABELS])
+    confusion = plots.confusion(
+        [plots.primary_class(v) for v in ws.labels[user]],
+        [plots.primary_class((p >= thr_vec).astype(float)) for p in tprob[user]],
+        pdir / "confusion.png",
+        ddir / "confusion.csv",
+    )
+    plots.reliability_plot(
+        calibrated(test.logits, {}), tprob, ws.labels, ws.mask, pdir / "reliability.png", ddir, cfg.ece_bins
+    )
+    rows = judged["replay"]["rows"]
+    examples = [
+        {
+            "id": rows[i]["id"],
+            "category": rows[i]["category"],
+            "roles": [t.role for t in test.convs[i].turns],
+            "scores": [{k: round(v, 4) for k, v in s.items()} for s in judged["tscores"][i]],
+            "end_turn": rows[i]["end_turn"],
+            "end_at": rows[i]["end_at"],
+            "reason": rows[i]["reason"],
+        }
+        for i in pick_timelines(rows, cfg.timelines)
+    ]
+    plots.timelines(examples, pdir / "timelines.png", ddir / "timelines.json", c.policy.thresholds)
+    (ddir / "threshold_search.json").write_text(json.dumps(c.trace, indent=1) + "\n")
+    (ddir / "confusion_matrix.json").write_text(json.dumps(confusion, indent=1) + "\n")
+    (ddir / "error_attribution.json").write_text(json.dumps(judged["attribution"]["rows"], indent=1) + "\n")
 
 
-def load_logits_cache(path: Path, fingerprint: str, n_valid: int, n_test: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(valid, test) logits from a `--logits-cache` file, or None when it was written for another checkpoint
-    (`fingerprint`: pipeline.evaluation.logits.checkpoint_fingerprint) or other splits. Why: a stale cache once fed
-    last run's logits to new splits and failed deep in calibration."""
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        if "checkpoint" not in z or str(z["checkpoint"]) != fingerprint:
-            log.info("%s: written for another checkpoint; re-scoring", path)
-            return None
-        if len(z["valid"]) != n_valid or len(z["test"]) != n_test:
-            log.info("%s: written for other splits; re-scoring", path)
-            return None
-        return z["valid"], z["test"]
+def write_metrics(
+    args: argparse.Namespace, test: Scored, c: Calibration, judged: dict, grep: dict, cfg: EvaluateConfig
+):
+    """metrics/{eval,replay,gates}.json, models/thresholds.json and the worst-errors table; returns the table."""
+    import pandas as pd
+
+    Path(args.thresholds).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.thresholds).write_text(json.dumps(c.document, indent=2) + "\n")
+    md = Path(args.metrics_dir)
+    md.mkdir(parents=True, exist_ok=True)
+    (md / "eval.json").write_text(json.dumps(judged["ev"], indent=2) + "\n")
+    (md / "replay.json").write_text(json.dumps(strip_rows(judged["replay"]), indent=2) + "\n")
+    (md / "gates.json").write_text(json.dumps(grep, indent=2) + "\n")
+    errors = worst_errors(
+        test.convs, test.ws, judged["tprob"], c.turn_thresholds, judged["replay"]["rows"], cfg.worst_errors
+    )
+    columns = ["kind", "conversation_id", "category", "turn", "role", "label", "gold", "score", "text"]
+    err_df = pd.DataFrame(errors, columns=columns)
+    Path(args.errors).parent.mkdir(parents=True, exist_ok=True)
+    err_df.to_csv(args.errors, index=False)
+    return err_df
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="data/splits")
     parser.add_argument("--checkpoint", default="models/checkpoint")
@@ -223,206 +275,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--profile", default=None)
     parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--logits-cache", default=None, help="npz to reuse/save raw logits (development only)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
-
     profile = args.profile or active_profile()
-    ecfg = load_config("eval", profile).get("evaluate") or {}
-    pcfg = load_config("policy", profile)
-    gcfg = load_config("gates", profile).get("gates")
-    tcfg = load_config("train", profile)
-    cal = pcfg.get("calibration") or {}
-    if not isinstance(gcfg, Mapping):
-        raise ConfigError("configs/gates.yaml: `gates` section missing")
-    if "target_false_termination_rate" not in cal:
-        raise ConfigError("configs/policy.yaml: calibration.target_false_termination_rate missing")
-    try:
-        base_policy = PolicyConfig.from_dict(pcfg.get("policy") or {})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"configs/policy.yaml policy: {exc}") from None
-    ckpt = Path(args.checkpoint)
-    if not (ckpt / "train_info.json").exists():
-        raise ConfigError(f"{ckpt}/train_info.json not found: run train first")
-    info = json.loads((ckpt / "train_info.json").read_text())
-
-    import torch
-
-    from pipeline.model.modeling import load_checkpoint, predict_logits
-    from pipeline.stages.train import num_threads
-
-    torch.set_num_threads(num_threads(tcfg.get("runtime", {})))
-    model = load_checkpoint(ckpt)
-    spec = WindowSpec.from_dict(json.loads((ckpt / "window.json").read_text()))
-    encoder = WindowEncoder.from_file(str(ckpt / "tokenizer.json"), spec)
+    cfg = section(EvaluateConfig, "eval", "evaluate", profile)
+    cal = section(CalibrationConfig, "policy", "calibration", profile)
+    gcfg = section(GatesConfig, "gates", "gates", profile)
+    base_policy = section(PolicyConfig.from_dict, "policy", "policy", profile)
+    info, valid, test, score_s = score_splits(args, cfg, section(RuntimeConfig, "train", "runtime", profile))
     subset = info.get("label_subset")
-    valid = read_split(split_path(args.splits, "valid"))
-    test = read_split(split_path(args.splits, "test"))
-    vws = build_windows(valid, encoder, label_subset=subset, keep_unscored=True)
-    tws = build_windows(test, encoder, label_subset=subset, keep_unscored=True)
-    bs = int(ecfg.get("batch_size", 64))
-    t0 = time.perf_counter()
-    cache = Path(args.logits_cache) if args.logits_cache else None
-    fingerprint = checkpoint_fingerprint(ckpt) if cache else ""  # hashed once: 91 MB
-    cached = load_logits_cache(cache, fingerprint, len(vws), len(tws)) if cache else None
-    if cached is not None:  # development aid: re-tune thresholds without re-scoring
-        vlog, tlog = cached
-    else:
-        vlog = predict_logits(model, vws, batch_size=bs, pad_id=encoder.pad_id, progress="score valid")
-        tlog = predict_logits(model, tws, batch_size=bs, pad_id=encoder.pad_id, progress="score test")
-        if cache:
-            np.savez(cache, valid=vlog, test=tlog, checkpoint=np.asarray(fingerprint))
-    score_s = time.perf_counter() - t0
-    save_test_logits(
-        args.test_logits,
-        tlog,
-        [(test[int(c)].id, int(t)) for c, t in zip(tws.conv_index, tws.turn_index, strict=True)],
-        ckpt,
-    )
-    log.info("scored %d valid + %d test windows in %.1fs", len(vws), len(tws), score_s)
-
-    # --- calibration and thresholds on valid
-    bins = int(ecfg.get("ece_bins", 15))
-    temps = fit_temperatures(vlog, vws.labels, vws.mask)
-    vprob, tprob = calibrated(vlog, temps), calibrated(tlog, temps)
-    # Turn-level metrics use F1-optimal thresholds for every label (as the baseline does); the policy starts
-    # from these with self_harm_risk set for recall, then is tuned by replay.
-    f1_thr = label_thresholds(
-        vprob, vws.labels, vws.mask, {**cal, "self_harm_min_recall": 0.0, "self_harm_max_threshold": 1.0}
-    )
-    turn_thr = label_thresholds(vprob, vws.labels, vws.mask, cal)
-    if subset:  # heads outside the trained subset are untrained noise: they must never fire
-        turn_thr = {k: (v if k in subset else 1.0) for k, v in turn_thr.items()}
-        keep = []
-        for entry in cal.get("tuned_labels", []):
-            names = [n for n in ([entry] if isinstance(entry, str) else entry) if n in subset]
-            if names:
-                keep.append(names if len(names) > 1 else names[0])
-        cal = {**cal, "tuned_labels": keep}
-    vscores = conversation_scores(valid, vws, vprob)
-    policy_thr, vsum, trace = tune_policy_thresholds(base_policy, valid, vscores, turn_thr, cal)
-    policy = base_policy.with_thresholds(policy_thr)
-    target = float(cal["target_false_termination_rate"])
-    thresholds_doc = {
-        "thresholds": dict(policy.thresholds),
-        "temperatures": temps,
-        "policy": policy.to_dict(),
-        "target_false_termination_rate": target,
-        "valid_false_termination_rate": vsum.ftr,
-        "valid_termination_recall": vsum.recall,
-        "turn_thresholds": f1_thr,
-    }
-    Path(args.thresholds).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.thresholds).write_text(json.dumps(thresholds_doc, indent=2) + "\n")
-    log.info("valid replay at chosen thresholds: %s", vsum.to_dict())
-
-    # --- test: turn level and conversation replay
-    turn = per_label(tprob, tws.labels, tws.mask, f1_thr)
-    turn_at_policy = per_label(tprob, tws.labels, tws.mask, policy.thresholds)
-    tscores = conversation_scores(test, tws, tprob)
-    test_actions = replay_all(policy, test, tscores)
-    replay = conversation_metrics(test, test_actions)
-    heads = [h for h, (_, labels) in HEADS.items() if not subset or set(labels) & set(subset)]
-    attribution = attribute_all(policy, test, tscores, heads)
-    replay["error_attribution"] = {k: v for k, v in attribution.items() if k != "rows"}
+    c = calibrate(valid, base_policy, cal, subset)
     baseline = json.loads(Path(args.baseline).read_text()) if Path(args.baseline).exists() else None
-    ev = {
-        "macro_f1": macro_f1(turn),
-        "turn": turn,
-        "turn_at_policy_thresholds": turn_at_policy,
-        "calibration": {
-            "temperatures": temps,
-            "valid": calibration_report(vlog, vws, temps, bins),
-            "test": calibration_report(tlog, tws, temps, bins),
-        },
-        "valid_replay": vsum.to_dict(),
-        "baseline_macro_f1": None if baseline is None else baseline.get("macro_f1"),
-        "windows": {"valid": len(vws), "test": len(tws)},
-        "scoring_windows_per_s": (len(vws) + len(tws)) / max(score_s, 1e-9),
-    }
-    gates = check_gates(replay, ev["macro_f1"], baseline, gcfg, target)
+    judged = judge_test(test, c, subset, baseline, cfg.ece_bins, valid, score_s)
+    ev, replay = judged["ev"], judged["replay"]
+    gates = check_gates(replay, ev["macro_f1"], baseline, gcfg, cal.target_false_termination_rate)
     log_gates(gates)
-    enforce = bool(gcfg.get("enforce", True))
-    grep = gates_report(gates, enforce)
-
-    # --- files
-    md = Path(args.metrics_dir)
-    md.mkdir(parents=True, exist_ok=True)
-    (md / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
-    (md / "replay.json").write_text(json.dumps(_strip_rows(replay), indent=2) + "\n")
-    (md / "gates.json").write_text(json.dumps(grep, indent=2) + "\n")
-    errors = worst_errors(test, tws, tprob, f1_thr, replay["rows"], int(ecfg.get("worst_errors", 50)))
-    import pandas as pd
-
-    err_df = pd.DataFrame(
-        errors, columns=["kind", "conversation_id", "category", "turn", "role", "label", "gold", "score", "text"]
-    )
-    Path(args.errors).parent.mkdir(parents=True, exist_ok=True)
-    err_df.to_csv(args.errors, index=False)
-
-    from pipeline.evaluation import plots
-
-    pdir, ddir = Path(args.plots_dir), Path(args.plots_data)
-    pdir.mkdir(parents=True, exist_ok=True)
-    ddir.mkdir(parents=True, exist_ok=True)
-    plots.pr_curves(tprob, tws.labels, tws.mask, pdir / "pr_curves.png", ddir)
-    user = np.array([r == "user" for r in tws.roles]) & (tws.mask.sum(axis=1) > 0)
-    thr_vec = np.array([f1_thr[n] for n in MODEL_LABELS])
-    confusion = plots.confusion(
-        [plots.primary_class(v) for v in tws.labels[user]],
-        [plots.primary_class((p >= thr_vec).astype(float)) for p in tprob[user]],
-        pdir / "confusion.png",
-        ddir / "confusion.csv",
-    )
-    plots.reliability_plot(calibrated(tlog, {}), tprob, tws.labels, tws.mask, pdir / "reliability.png", ddir, bins)
-    examples = []
-    for i in pick_timelines(replay["rows"], int(ecfg.get("timelines", 6))):
-        r = replay["rows"][i]
-        examples.append(
-            {
-                "id": r["id"],
-                "category": r["category"],
-                "roles": [t.role for t in test[i].turns],
-                "scores": [{k: round(v, 4) for k, v in s.items()} for s in tscores[i]],
-                "end_turn": r["end_turn"],
-                "end_at": r["end_at"],
-                "reason": r["reason"],
-            }
-        )
-    plots.timelines(examples, pdir / "timelines.png", ddir / "timelines.json", policy.thresholds)
-    (ddir / "threshold_search.json").write_text(json.dumps(trace, indent=1) + "\n")
-    (ddir / "confusion_matrix.json").write_text(json.dumps(confusion, indent=1) + "\n")
-    (ddir / "error_attribution.json").write_text(json.dumps(attribution["rows"], indent=1) + "\n")
-    missed = attribution["missed"]["overall"]
-    log.info(
-        "missed test ends (%d) fixed by one correct head alone: %s; needing several: %d",
-        missed["errors"],
-        ", ".join(f"{h} {missed[f'fixed_by_{h}']}" for h in heads),
-        missed["needs_several"],
-    )
-
+    grep = gates_report(gates, gcfg.enforce)
+    err_df = write_metrics(args, test, c, judged, grep, cfg)
+    write_plots(args, test, c, judged, cfg)
     ov = replay["overall"]
     log.info(
         "test: macro-F1 %.3f (baseline %s); replay FTR %.4f, recall %s, early %d, median lateness %s, self-harm ended %d",
-        ev["macro_f1"],
-        "n/a" if baseline is None else f"{baseline.get('macro_f1', float('nan')):.3f}",
-        ov["false_termination_rate"],
-        ov["termination_recall"],
-        ov["early_terminations"],
-        ov["lateness_median"],
+        ev["macro_f1"], "n/a" if baseline is None else f"{baseline.get('macro_f1', float('nan')):.3f}",
+        ov["false_termination_rate"], ov["termination_recall"], ov["early_terminations"], ov["lateness_median"],
         replay["self_harm_ended"],
-    )
-
-    # --- MLflow: resume the training run
+    )  # fmt: skip
     run_id = info.get("mlflow_run_id")
     if run_id and not args.no_mlflow:
-        _log_to_mlflow(run_id, ckpt, args, ev, replay, grep, baseline, err_df, pdir, thresholds_doc)
+        _log_to_mlflow(
+            run_id, Path(args.checkpoint), args, ev, replay, grep, baseline, err_df, Path(args.plots_dir), c.document
+        )
     log.info("evaluate done in %.1fs", time.perf_counter() - t_start)
     if not grep["passed"]:
         msg = "; ".join(g.message() for g in gates if not g.passed)
-        if enforce:
+        if gcfg.enforce:
             print(f"quality gates failed: {msg}", flush=True)
             return 1
         log.warning("quality gates failed (not enforced): %s", msg)
@@ -435,7 +325,7 @@ def _log_to_mlflow(run_id, ckpt, args, ev, replay, grep, baseline, err_df, pdir,
     from pipeline.common import tracking
 
     with tracking.start_or_resume_run(run_id, log_system_metrics=False):
-        tracking.log_metrics(_flat_metrics(ev, replay, grep))
+        tracking.log_metrics(flat_metrics(ev, replay, grep))
         if baseline is not None:
             flat = {"baseline.tfidf_lr.macro_f1": baseline.get("macro_f1")}
             for name, m in (baseline.get("tfidf_lr", {}).get("per_label") or {}).items():
@@ -457,12 +347,9 @@ def _log_to_mlflow(run_id, ckpt, args, ev, replay, grep, baseline, err_df, pdir,
         tracking.retry(mlflow.set_tag, "registered_version", version)
         log.info(
             "MLflow run %s: registered %s version %s (candidate%s)",
-            run_id,
-            tracking.MODEL_NAME,
-            version,
-            ", champion" if grep["passed"] else "",
-        )
+            run_id, tracking.MODEL_NAME, version, ", champion" if grep["passed"] else "",
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage(main))

@@ -17,17 +17,22 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from pipeline.common.config import CONFIG_DIR, ConfigError, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import CONFIG_DIR, section
 from pipeline.common.jsonl import dumps_line, paused_gc
+from pipeline.data.config import IngestConfig
 from pipeline.data.sources.base import INVALID_KEY, SourceSpec, adapter, parse_sources
 from serving.policy import PolicyConfig
 
 log = logging.getLogger("pipeline.stages.ingest")
+#: The params this stage reads (dvc.yaml lists the same): configs/<file>.yaml sections.
+PARAMS = {("data", "ingest"): IngestConfig, ("policy", "policy"): PolicyConfig.from_dict}
 
 RAW_PATH = Path("data/raw/conversations.jsonl")
 METRICS_PATH = Path("metrics/ingest.json")
@@ -64,6 +69,11 @@ def namespace(record: dict[str, Any], spec: SourceSpec) -> dict[str, Any]:
     return record
 
 
+def load_policy(profile: str | None, config_dir: Path) -> PolicyConfig:
+    """The policy the synthetic generator labels gold ends with (configs/policy.yaml `policy`)."""
+    return section(PolicyConfig.from_dict, "policy", "policy", profile, config_dir)
+
+
 def run(
     out_path: Path = RAW_PATH,
     metrics_path: Path = METRICS_PATH,
@@ -71,13 +81,8 @@ def run(
     profile: str | None = None,
 ) -> dict[str, Any]:
     """Read all sources, write the raw JSONL and the counts; returns the metrics dict."""
-    data = load_config("data", profile, config_dir)
-    specs = parse_sources(data.get("sources"))
-    policy_cfg = load_config("policy", profile, config_dir).get("policy") or {}
-    try:
-        policy = PolicyConfig.from_dict(policy_cfg)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"policy: {exc}") from None
+    specs = parse_sources(section(IngestConfig, "data", "ingest", profile, config_dir).sources)
+    policy = load_policy(profile, config_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     metrics: dict[str, Any] = {"sources": {}, "written": 0}
@@ -85,58 +90,7 @@ def run(
     with tmp.open("wb") as fh, paused_gc():
         for spec in specs:
             spec = SourceSpec(spec.name, spec.kind, spec.weight, spec.options, {"policy": policy})
-            m = {
-                "kind": spec.kind,
-                "weight": spec.weight,
-                "read": 0,
-                "invalid": 0,
-                "subsampled_out": 0,
-                "oversampled_copies": 0,
-                "written": 0,
-            }
-            total = spec.options.get("n_conversations") if spec.kind == "synthetic" else None
-            for record in tqdm(
-                adapter(spec.kind)(spec),
-                desc=f"ingest {spec.name}",
-                total=total,
-                unit="conv",
-                mininterval=2,
-                disable=None,
-            ):
-                m["read"] += 1
-                if isinstance(record, dict) and INVALID_KEY in record:
-                    m["invalid"] += 1
-                    record[INVALID_KEY]["source"] = spec.name
-                    fh.write(dumps_line(record))
-                    m["written"] += 1
-                    continue
-                record = namespace(record, spec)
-                rid = str(record.get("id"))
-                n = 1 if spec.weight == 1.0 else copies_for(spec.name, rid, spec.weight)
-                if n == 0:
-                    m["subsampled_out"] += 1
-                    continue
-                fh.write(dumps_line(record))
-                for k in range(1, n):
-                    copy = json.loads(json.dumps(record))
-                    copy["id"] = f"{rid}~{k}"
-                    if isinstance(copy.get("meta"), dict):
-                        copy["meta"]["oversample_of"] = rid
-                    fh.write(dumps_line(copy))
-                m["written"] += n
-                m["oversampled_copies"] += n - 1
-            if m["read"] == 0:
-                log.warning("source %r (%s) yielded no records", spec.name, spec.kind)
-            log.info(
-                "source %s (%s): read %d, written %d (invalid %d, subsampled out %d, copies %d)",
-                spec.name,
-                spec.kind,
-                m["read"],
-                m["written"],
-                m["invalid"],
-                m["subsampled_out"],
-                m["oversampled_copies"],
-            )
+            m = ingest_source(spec, fh)
             metrics["sources"][spec.name] = m
             metrics["written"] += m["written"]
     tmp.replace(out_path)
@@ -150,17 +104,51 @@ def run(
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
+def ingest_source(spec: SourceSpec, fh: BinaryIO) -> dict[str, Any]:
+    """Write one source's records (namespaced, weighted) and its invalid-line wrappers; returns its counts."""
+    m = {"kind": spec.kind, "weight": spec.weight, "read": 0, "invalid": 0, "subsampled_out": 0}
+    m.update(oversampled_copies=0, written=0)
+    total = spec.options.get("n_conversations") if spec.kind == "synthetic" else None
+    records = adapter(spec.kind)(spec)
+    for record in tqdm(records, desc=f"ingest {spec.name}", total=total, unit="conv", mininterval=2, disable=None):
+        m["read"] += 1
+        if isinstance(record, dict) and INVALID_KEY in record:
+            m["invalid"] += 1
+            record[INVALID_KEY]["source"] = spec.name
+            fh.write(dumps_line(record))
+            m["written"] += 1
+            continue
+        record = namespace(record, spec)
+        rid = str(record.get("id"))
+        n = 1 if spec.weight == 1.0 else copies_for(spec.name, rid, spec.weight)
+        if n == 0:
+            m["subsampled_out"] += 1
+            continue
+        fh.write(dumps_line(record))
+        for k in range(1, n):
+            copy = json.loads(json.dumps(record))
+            copy["id"] = f"{rid}~{k}"
+            if isinstance(copy.get("meta"), dict):
+                copy["meta"]["oversample_of"] = rid
+            fh.write(dumps_line(copy))
+        m["written"] += n
+        m["oversampled_copies"] += n - 1
+    if m["read"] == 0:
+        log.warning("source %r (%s) yielded no records", spec.name, spec.kind)
+    log.info("source %s (%s): %s", spec.name, spec.kind, {k: v for k, v in m.items() if k not in ("kind", "weight")})
+    return m
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=RAW_PATH)
     ap.add_argument("--metrics", type=Path, default=METRICS_PATH)
     ap.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
     ap.add_argument("--profile", default=None)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(args.out, args.metrics, args.config_dir, args.profile)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage(main))

@@ -26,38 +26,33 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.common.config import CONFIG_DIR, ConfigError, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import CONFIG_DIR, ConfigError, section
 from pipeline.common.jsonl import dumps_line, loads, paused_gc
+from pipeline.data.config import PrepareConfig
 from pipeline.data.dedup import MinHasher, UnionFind, content_hash, conversation_text, near_duplicates
 from pipeline.data.normalize import normalize_turn_text
 from pipeline.data.sources.base import INVALID_KEY
-from serving.schema import RAW_KEEP_CHARS, SchemaError, parse_conversation
+from serving.schema import RAW_KEEP_CHARS, LineProblem, SchemaError, json_lines, parse_conversation
 
 log = logging.getLogger("pipeline.stages.prepare")
 
 RAW_PATH = Path("data/raw/conversations.jsonl")
 OUT_DIR = Path("data/prepared")
 METRICS_PATH = Path("metrics/prepare.json")
+#: The params this stage reads (dvc.yaml lists the same): configs/<file>.yaml sections.
+PARAMS = {("data", "prepare"): PrepareConfig}
 
 
-def prepare_params(profile: str | None = None, config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
-    p = load_config("data", profile, config_dir).get("prepare") or {}
-    defaults = {"max_turn_chars": 4000, "near_dup_threshold": 0.85, "minhash_num_perm": 64, "shingle_size": 3}
-    out = {**defaults, **p}
-    if not isinstance(out["max_turn_chars"], int) or out["max_turn_chars"] < 1:
-        raise ConfigError(f"data.prepare.max_turn_chars must be a positive integer, got {out['max_turn_chars']!r}")
-    if not 0 < float(out["near_dup_threshold"]) <= 1:
-        raise ConfigError(f"data.prepare.near_dup_threshold must be in (0, 1], got {out['near_dup_threshold']!r}")
-    for key in ("minhash_num_perm", "shingle_size"):
-        if not isinstance(out[key], int) or out[key] < 1:
-            raise ConfigError(f"data.prepare.{key} must be a positive integer, got {out[key]!r}")
-    return out
+def prepare_params(profile: str | None = None, config_dir: Path = CONFIG_DIR) -> PrepareConfig:
+    return section(PrepareConfig, "data", "prepare", profile, config_dir)
 
 
 def validate(obj: Any) -> dict[str, Any]:
@@ -96,7 +91,122 @@ def normalise_record(rec: dict[str, Any], max_chars: int) -> int:
     return truncated
 
 
-@paused_gc()  # the cyclic GC is paused for the bulk load: see pipeline/jsonl.py
+class Preparer:
+    """The records of one run: kept, quarantined (rejected) and exact duplicates, with their counts."""
+
+    def __init__(self, raw_path: Path, params: PrepareConfig) -> None:
+        self.raw_path, self.params = raw_path, params
+        self.kept: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
+        self.duplicates: list[dict[str, Any]] = []
+        self.by_hash: dict[str, int] = {}  # content hash -> index in kept
+        self.by_id: dict[str, tuple[str, int]] = {}  # id -> (content hash, raw line)
+        self.reasons: Counter[str] = Counter()
+        self.read = self.truncated = self.label_conflicts = 0
+
+    def reject(self, line: int, field: str, reason: str, raw: str, file: str | None = None, **extra: Any) -> None:
+        row = {
+            "file": file or str(self.raw_path),
+            "line": line,
+            "field": field,
+            "reason": reason,
+            "raw": raw[:RAW_KEEP_CHARS],
+        }
+        self.rejected.append({**row, **extra})
+        self.reasons[reason.split(" (")[0].split(":")[0][:60]] += 1
+
+    def take(self, lineno: int, text: str, obj: Any) -> None:
+        """One decoded raw line: quarantined, a duplicate, or kept (validated and normalised)."""
+        self.read += 1
+        if isinstance(obj, LineProblem):
+            self.reject(lineno, obj.field, obj.reason, obj.raw)
+            return
+        if isinstance(obj, dict) and INVALID_KEY in obj:  # what ingest could not read, with where and why
+            inv = obj[INVALID_KEY] if isinstance(obj[INVALID_KEY], dict) else {}
+            where = {"file": str(inv.get("file") or self.raw_path), "raw_line": lineno, "source": inv.get("source")}
+            line, field = int(inv.get("line") or 0), str(inv.get("field", ""))
+            self.reject(line, field, str(inv.get("reason", "invalid input")), str(inv.get("raw", "")), **where)
+            return
+        try:
+            rec = validate(obj)
+            self.truncated += normalise_record(rec, self.params.max_turn_chars)
+        except SchemaError as exc:
+            self.reject(lineno, exc.field, exc.message, text, id=obj.get("id") if isinstance(obj, dict) else None)
+            return
+        self._keep_unless_duplicate(lineno, text, rec)
+
+    def _keep_unless_duplicate(self, lineno: int, text: str, rec: dict[str, Any]) -> None:
+        h = content_hash([(t["role"], t["text"]) for t in rec["turns"]])
+        rid = rec["id"]
+        if rid in self.by_id and self.by_id[rid][0] != h:
+            first_line = self.by_id[rid][1]
+            reason = f"duplicate id {rid!r} with different content (first at line {first_line})"
+            self.reject(lineno, "id", reason, text, id=rid)
+            return
+        holder = self.by_hash.get(h)
+        if holder is not None:
+            kept_rec = self.kept[holder]
+            root = kept_rec["meta"].get("oversample_of") or kept_rec["id"]
+            if rec["meta"].get("oversample_of") != root:  # ingest's oversampled copies are not duplicates
+                conflict = [t["labels"] for t in rec["turns"]] != [t["labels"] for t in kept_rec["turns"]]
+                self.label_conflicts += conflict
+                reason = "exact duplicate" + (" with different labels" if conflict else "")
+                self.duplicates.append(
+                    {
+                        "id": rid,
+                        "duplicate_of": kept_rec["id"],
+                        "line": lineno,
+                        "source": rec["source"],
+                        "reason": reason,
+                    }
+                )
+                self.by_id.setdefault(rid, (h, lineno))
+                return
+        self.by_id[rid] = (h, lineno)
+        self.by_hash.setdefault(h, len(self.kept))
+        self.kept.append(rec)
+
+    def cluster_near_duplicates(self) -> dict[str, int]:
+        """Mark kept near-duplicates with `meta.near_dup_cluster` (its first member's id), for `split`."""
+        p = self.params
+        sig = MinHasher(p.minhash_num_perm, p.shingle_size).signatures(
+            [conversation_text([(t["role"], t["text"]) for t in r["turns"]]) for r in self.kept]
+        )
+        nd = near_duplicates([], p.near_dup_threshold, signatures=sig)
+        uf = UnionFind(len(self.kept))
+        for i, j in nd.pairs.tolist():
+            uf.union(i, j)
+        roots = np.array([uf.find(i) for i in range(len(self.kept))], dtype=np.int64)
+        sizes = np.bincount(roots, minlength=len(self.kept)) if len(self.kept) else np.zeros(0, np.int64)
+        first_of: dict[int, str] = {}
+        clustered = 0
+        for i, rec in enumerate(self.kept):
+            if sizes[int(roots[i])] > 1:
+                rec["meta"]["near_dup_cluster"] = first_of.setdefault(int(roots[i]), rec["id"])
+                clustered += 1
+        return {
+            "near_dup_pairs": int(len(nd.pairs)),
+            "near_dup_clusters": len(first_of),
+            "near_dup_conversations": clustered,
+        }
+
+    def metrics(self, blank: int, near: dict[str, int], seconds: float) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "kept": len(self.kept),
+            "duplicates": len(self.duplicates),
+            "rejected": len(self.rejected),
+            "blank_lines": blank,
+            "duplicates_with_label_conflict": self.label_conflicts,
+            "truncated_turns": self.truncated,
+            **near,
+            "rejected_by_reason": dict(sorted(self.reasons.items())),
+            "kept_by_source": dict(sorted(Counter(r["source"] for r in self.kept).items())),
+            "seconds": round(seconds, 3),
+        }
+
+
+@paused_gc()  # the cyclic GC is paused for the bulk load: see pipeline/common/jsonl.py
 def run(
     raw_path: Path = RAW_PATH,
     out_dir: Path = OUT_DIR,
@@ -110,146 +220,25 @@ def run(
         raise ConfigError(f"{raw_path} not found (run `python -m pipeline.stages.ingest` first)")
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    kept: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    duplicates: list[dict[str, Any]] = []
-    by_hash: dict[str, int] = {}  # content hash -> index in kept
-    by_id: dict[str, tuple[str, int]] = {}  # id -> (content hash, raw line)
-    reasons: Counter[str] = Counter()
-    read = blank = truncated = label_conflicts = 0
-    max_chars = int(params["max_turn_chars"])
-
-    def reject(line: int, field: str, reason: str, raw: str, file: str | None = None, **extra: Any) -> None:
-        rejected.append(
-            {
-                "file": file or str(raw_path),
-                "line": line,
-                "field": field,
-                "reason": reason,
-                "raw": raw[:RAW_KEEP_CHARS],
-                **extra,
-            }
-        )
-        reasons[reason.split(" (")[0].split(":")[0][:60]] += 1
-
+    prep = Preparer(raw_path, params)
+    lines = 0
     with raw_path.open("rb") as fh:
-        for lineno, raw_bytes in enumerate(tqdm(fh, desc="prepare", unit="line", mininterval=2, disable=None), 1):
-            stripped = raw_bytes.strip()
-            if not stripped:
-                blank += 1
-                continue
-            read += 1
-            try:
-                text = stripped.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                reject(
-                    lineno,
-                    "",
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                    stripped[:RAW_KEEP_CHARS].decode("utf-8", "replace"),
-                )
-                continue
-            try:
-                obj = loads(stripped)
-            except json.JSONDecodeError as exc:
-                reject(lineno, "", f"malformed JSON: {exc.msg} (column {exc.colno})", text)
-                continue
-            if isinstance(obj, dict) and INVALID_KEY in obj:
-                inv = obj[INVALID_KEY] if isinstance(obj[INVALID_KEY], dict) else {}
-                reject(
-                    int(inv.get("line") or 0),
-                    str(inv.get("field", "")),
-                    str(inv.get("reason", "invalid input")),
-                    str(inv.get("raw", "")),
-                    file=str(inv.get("file") or raw_path),
-                    raw_line=lineno,
-                    source=inv.get("source"),
-                )
-                continue
-            try:
-                rec = validate(obj)
-                truncated += normalise_record(rec, max_chars)
-            except SchemaError as exc:
-                reject(lineno, exc.field, exc.message, text, id=obj.get("id") if isinstance(obj, dict) else None)
-                continue
-            h = content_hash([(t["role"], t["text"]) for t in rec["turns"]])
-            rid = rec["id"]
-            if rid in by_id:
-                first_hash, first_line = by_id[rid]
-                if first_hash != h:
-                    reject(
-                        lineno,
-                        "id",
-                        f"duplicate id {rid!r} with different content (first at line {first_line})",
-                        text,
-                        id=rid,
-                    )
-                    continue
-            holder = by_hash.get(h)
-            if holder is not None:
-                kept_rec = kept[holder]
-                root = kept_rec["meta"].get("oversample_of") or kept_rec["id"]
-                if rec["meta"].get("oversample_of") != root:
-                    conflict = [t["labels"] for t in rec["turns"]] != [t["labels"] for t in kept_rec["turns"]]
-                    label_conflicts += conflict
-                    duplicates.append(
-                        {
-                            "id": rid,
-                            "duplicate_of": kept_rec["id"],
-                            "line": lineno,
-                            "source": rec["source"],
-                            "reason": "exact duplicate" + (" with different labels" if conflict else ""),
-                        }
-                    )
-                    by_id.setdefault(rid, (h, lineno))
-                    continue
-            by_id[rid] = (h, lineno)
-            by_hash.setdefault(h, len(kept))
-            kept.append(rec)
-
-    # near-duplicate clusters among the kept records
-    sig = MinHasher(int(params["minhash_num_perm"]), int(params["shingle_size"])).signatures(
-        [conversation_text([(t["role"], t["text"]) for t in r["turns"]]) for r in kept]
-    )
-    nd = near_duplicates([], float(params["near_dup_threshold"]), signatures=sig)
-    uf = UnionFind(len(kept))
-    for i, j in nd.pairs.tolist():
-        uf.union(i, j)
-    roots = np.array([uf.find(i) for i in range(len(kept))], dtype=np.int64)
-    sizes = np.bincount(roots, minlength=len(kept)) if len(kept) else np.zeros(0, np.int64)
-    first_of: dict[int, str] = {}
-    clustered = 0
-    for i, rec in enumerate(kept):
-        r = int(roots[i])
-        if sizes[r] > 1:
-            rec["meta"]["near_dup_cluster"] = first_of.setdefault(r, rec["id"])
-            clustered += 1
-
-    _write_jsonl(out_dir / "conversations.jsonl", kept)
-    _write_jsonl(out_dir / "rejected.jsonl", rejected)
-    _write_jsonl(out_dir / "duplicates.jsonl", duplicates)
-
-    assert read == len(kept) + len(duplicates) + len(rejected), "prepare lost records"
-    metrics = {
-        "read": read,
-        "kept": len(kept),
-        "duplicates": len(duplicates),
-        "rejected": len(rejected),
-        "blank_lines": blank,
-        "duplicates_with_label_conflict": label_conflicts,
-        "truncated_turns": truncated,
-        "near_dup_pairs": int(len(nd.pairs)),
-        "near_dup_clusters": len(first_of),
-        "near_dup_conversations": clustered,
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "kept_by_source": dict(sorted(Counter(r["source"] for r in kept).items())),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+        bar = tqdm(fh, desc="prepare", unit="line", mininterval=2, disable=None)
+        for lineno, text, obj in json_lines(bar, str(raw_path), loads):
+            lines = lineno
+            prep.take(lineno, text, obj)
+        lines = max(lines, bar.n)
+    near = prep.cluster_near_duplicates()
+    _write_jsonl(out_dir / "conversations.jsonl", prep.kept)
+    _write_jsonl(out_dir / "rejected.jsonl", prep.rejected)
+    _write_jsonl(out_dir / "duplicates.jsonl", prep.duplicates)
+    assert prep.read == len(prep.kept) + len(prep.duplicates) + len(prep.rejected), "prepare lost records"
+    metrics = prep.metrics(lines - prep.read, near, time.perf_counter() - t0)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     print(
-        f"prepare: read {read} = kept {len(kept)} + duplicates {len(duplicates)} + rejected {len(rejected)}"
-        f" (truncated turns {truncated}, near-duplicate clusters {len(first_of)})"
+        f"prepare: read {prep.read} = kept {len(prep.kept)} + duplicates {len(prep.duplicates)} + rejected "
+        f"{len(prep.rejected)} (truncated turns {prep.truncated}, near-duplicate clusters {near['near_dup_clusters']})"
     )
     return metrics
 
@@ -262,7 +251,7 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", type=Path, default=RAW_PATH)
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
@@ -270,10 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
     ap.add_argument("--profile", default=None)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(args.raw, args.out_dir, args.metrics, args.config_dir, args.profile)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage(main))

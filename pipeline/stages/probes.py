@@ -24,9 +24,12 @@ from typing import Any
 
 import yaml
 
+from pipeline.common.cli import run_stage
 from serving.labels import LABELS_BY_ROLE, ROLES
 
 log = logging.getLogger(__name__)
+#: The params this stage reads: none (it scores the bundle as shipped).
+PARAMS: dict = {}
 
 
 class ProbeError(ValueError):
@@ -152,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default="metrics/probes.json")
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from serving import Guard
     from serving.bundle import BundleError
@@ -178,4 +180,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_stage(main))

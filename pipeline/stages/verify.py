@@ -21,15 +21,19 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.common.config import active_profile, load_config
+from pipeline.common.cli import run_stage
+from pipeline.common.config import ConfigError, active_profile, section
 from pipeline.data.split_files import read_split
-from pipeline.evaluation.gates import check_gates, gates_report, load_gate_inputs, log_gates
+from pipeline.evaluation.config import CalibrationConfig, GatesConfig
+from pipeline.evaluation.gates import check_gates, gates_report, log_gates
 from pipeline.evaluation.replay_metrics import conversation_metrics
+from pipeline.export.config import VerifyConfig
 from serving.bundle import BundleError
 from serving.decision import TurnResult
 from serving.guard import Guard
@@ -37,6 +41,12 @@ from serving.policy import Action
 from serving.schema import Conversation
 
 log = logging.getLogger("pipeline.stages.verify")
+#: The params this stage reads (dvc.yaml lists the same): (configs/<file>.yaml, section) -> its reader.
+PARAMS = {
+    ("export", "verify"): VerifyConfig,
+    ("gates", "gates"): GatesConfig,
+    ("policy", "calibration"): CalibrationConfig,
+}
 
 #: Overall replay metrics compared with evaluate (key -> where it lives in conversation_metrics output).
 COMPARED = ("false_termination_rate", "termination_recall", "lateness_median", "early_terminations")
@@ -84,8 +94,27 @@ def compare(serving: Mapping[str, Any], evaluated: Mapping[str, Any], tolerance:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+@dataclass(frozen=True)
+class Evaluated:
+    """What verify compares the serving replay with: evaluate's metrics files."""
+
+    replay: Mapping[str, Any]
+    macro_f1: float
+    baseline: Mapping[str, Any] | None
+
+
+def read_evaluated(metrics_dir: Path) -> Evaluated:
+    try:
+        replay = json.loads((metrics_dir / "replay.json").read_text())
+        ev = json.loads((metrics_dir / "eval.json").read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename} not found: run evaluate first") from None
+    baseline_path = metrics_dir / "baseline.json"
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    return Evaluated(replay, float(ev["macro_f1"]), baseline)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline.stages.verify", description=__doc__.split("\n")[0])
     p.add_argument("--bundle", default="models/bundle")
     p.add_argument("--test-split", default="data/splits/test.parquet")
@@ -99,17 +128,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config-dir", default="configs")
     p.add_argument("--profile", default=None)
     p.add_argument("--mode", choices=("live", "batch"), default=None, help="override verify.mode")
-    args = p.parse_args(argv)
-    profile = args.profile or active_profile(Path(args.config_dir))
-    vcfg = dict(load_config("export", profile, args.config_dir).get("verify") or {})
-    inputs = load_gate_inputs(profile, Path(args.config_dir), Path(args.metrics_dir))
-    gcfg, evaluated = inputs.config, inputs.replay
-    mode = args.mode or vcfg.get("mode", "live")
+    return p
 
+
+def serving_report(
+    args,
+    guard: Guard,
+    mode: str,
+    test: Sequence[Conversation],
+    results: list,
+    seconds: float,
+    diffs: dict,
+    grep: dict,
+    problems: list[str],
+) -> dict[str, Any]:
+    replay = conversation_metrics(test, [[_action(t) for t in r] for r in results])
+    n_turns = sum(len(r) for r in results)
+    return {
+        "mode": mode,
+        "model": guard.model.name,
+        "bundle": str(args.bundle),
+        "conversations": len(test),
+        "turns": n_turns,
+        "degraded_turns": sum(t.degraded for r in results for t in r),
+        # turns near a threshold that the bundle's fp32 model scored again (serving/rescore.py)
+        "rescore": guard.rescore.to_dict() if guard.rescore is not None else None,
+        "rescored_turns": guard.stats().get("rescored", 0),
+        "seconds": round(seconds, 2),
+        "turns_per_s": round(n_turns / max(seconds, 1e-9), 1),
+        "matches_evaluate": all(d["ok"] for d in diffs.values()),
+        "comparison": diffs,
+        "replay": {k: v for k, v in replay.items() if k != "rows"},
+        "gates": grep,
+        "passed": not problems,
+        "problems": problems,
+        "note": "beats_baseline is re-checked with evaluate's turn-level macro-F1 (verify replays conversations only)",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    profile = args.profile or active_profile(Path(args.config_dir))
+    vcfg = section(VerifyConfig, "export", "verify", profile, args.config_dir)
+    gcfg = section(GatesConfig, "gates", "gates", profile, args.config_dir)
+    target = section(CalibrationConfig, "policy", "calibration", profile, args.config_dir).target_false_termination_rate
+    evaluated = read_evaluated(Path(args.metrics_dir))
+    mode = args.mode or vcfg.mode
     try:
-        guard = Guard.load(
-            args.bundle, model=str(vcfg.get("model", "int8")), batch_size=int(vcfg.get("batch_size", 32))
-        )
+        guard = Guard.load(args.bundle, model=vcfg.model, batch_size=vcfg.batch_size)
     except BundleError as exc:
         print(f"verify failed: {exc}", file=sys.stderr)
         return 1
@@ -120,61 +186,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"bundle thresholds differ from {args.thresholds}: re-run export")
     test = read_split(args.test_split)
     t0 = time.perf_counter()
-    workers = int(vcfg.get("workers", 1))
-    results = replay_live(guard, test, workers) if mode == "live" else replay_batch(guard, test)
+    results = replay_live(guard, test, vcfg.workers) if mode == "live" else replay_batch(guard, test)
     seconds = time.perf_counter() - t0
-    n_turns = sum(len(r) for r in results)
-    degraded = sum(t.degraded for r in results for t in r)
     replay = conversation_metrics(test, [[_action(t) for t in r] for r in results])
-    diffs = compare(replay, evaluated, vcfg.get("tolerance") or {})
-    matches = all(d["ok"] for d in diffs.values())
-
-    gates = check_gates(replay, inputs.macro_f1, inputs.baseline, gcfg, inputs.target_ftr)
+    diffs = compare(replay, evaluated.replay, vcfg.tolerance)
+    gates = check_gates(replay, evaluated.macro_f1, evaluated.baseline, gcfg, target)
     log_gates(gates)
-    enforce = bool(gcfg.get("enforce", True))
-    grep = gates_report(gates, enforce)
+    grep = gates_report(gates, gcfg.enforce)
+    degraded = sum(t.degraded for r in results for t in r)
     if degraded:
         problems.append(f"{degraded} turns degraded while replaying the test split")
-    if not matches:
-        problems.append(
-            "serving replay differs from evaluate: "
-            + ", ".join(f"{k} {d['serving']} vs {d['evaluate']}" for k, d in diffs.items() if not d["ok"])
-        )
-    if not grep["passed"] and enforce:
+    if not all(d["ok"] for d in diffs.values()):
+        off = ", ".join(f"{k} {d['serving']} vs {d['evaluate']}" for k, d in diffs.items() if not d["ok"])
+        problems.append("serving replay differs from evaluate: " + off)
+    if not grep["passed"] and gcfg.enforce:
         problems.append("quality gates failed on the serving replay: " + ", ".join(grep["failed"]))
-    out = {
-        "mode": mode,
-        "model": guard.model.name,
-        "bundle": str(args.bundle),
-        "conversations": len(test),
-        "turns": n_turns,
-        "degraded_turns": degraded,
-        # turns near a threshold that the bundle's fp32 model scored again (serving/rescore.py)
-        "rescore": guard.rescore.to_dict() if guard.rescore is not None else None,
-        "rescored_turns": guard.stats().get("rescored", 0),
-        "seconds": round(seconds, 2),
-        "turns_per_s": round(n_turns / max(seconds, 1e-9), 1),
-        "matches_evaluate": matches,
-        "comparison": diffs,
-        "replay": {k: v for k, v in replay.items() if k != "rows"},
-        "gates": grep,
-        "passed": not problems,
-        "problems": problems,
-        "note": "beats_baseline is re-checked with evaluate's turn-level macro-F1 (verify replays conversations only)",
-    }
+    out = serving_report(args, guard, mode, test, results, seconds, diffs, grep, problems)
     output = Path(args.output) if args.output else Path(args.metrics_dir) / "serving.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     ov = replay["overall"]
     print(
         f"serving replay ({mode}, {out['model']}, {out['rescored_turns']} turns re-scored): "
-        f"{len(test)} conversations, {n_turns} turns in {seconds:.1f}s; "
+        f"{len(test)} conversations, {out['turns']} turns in {seconds:.1f}s; "
         f"FTR {ov['false_termination_rate']:.4f}, recall {ov['termination_recall']}, early {ov['early_terminations']}, "
         f"median lateness {ov['lateness_median']}, self-harm ended {replay['self_harm_ended']}; "
-        f"matches evaluate: {matches}; gates passed: {grep['passed']}"
+        f"matches evaluate: {out['matches_evaluate']}; gates passed: {grep['passed']}"
     )
     if problems:
-        if not vcfg.get("enforce", True):
+        if not vcfg.enforce:
             print("verify problems (not enforced: verify.enforce is false): " + "; ".join(problems), file=sys.stderr)
             return 0
         print("verify failed: " + "; ".join(problems), file=sys.stderr)
@@ -183,4 +223,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -12,13 +12,14 @@ of such a record is not a gold end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.common.config import ConfigError
+from pipeline.common.jsonl import loads
+from serving.schema import LineProblem, json_lines
 
 #: kind -> (required keys, optional keys). Keys common to all kinds: name, kind, weight.
 ADAPTERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -50,11 +51,11 @@ class SourceSpec:
 def parse_sources(raw: Any) -> list[SourceSpec]:
     """Validate the `sources:` list; any problem stops the run with one line (ConfigError, exit 2)."""
     if not isinstance(raw, list) or not raw:
-        raise ConfigError("data.sources must be a non-empty list of sources")
+        raise ConfigError("data.ingest.sources must be a non-empty list of sources")
     specs: list[SourceSpec] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
-        where = f"data.sources[{i}]"
+        where = f"data.ingest.sources[{i}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where} must be a mapping with at least `kind`")
         kind = entry.get("kind")
@@ -62,7 +63,7 @@ def parse_sources(raw: Any) -> list[SourceSpec]:
             raise ConfigError(f"{where}: unknown source kind {kind!r} (expected one of {', '.join(ADAPTERS)})")
         required, optional = ADAPTERS[kind]
         name = str(entry.get("name") or kind)
-        where = f"data.sources[{i}] ({name})"
+        where = f"data.ingest.sources[{i}] ({name})"
         if "/" in name or not name.strip():
             raise ConfigError(f"{where}: name must be non-empty and must not contain '/'")
         if name in seen:
@@ -107,33 +108,12 @@ def invalid_record(file: str | Path, line: int, reason: str, raw: str, field_pat
 
 def iter_jsonl(path: Path) -> Iterator[tuple[Path, int, Any]]:
     """(file, line number, decoded object or `invalid_record`) for every non-blank line of a file or of the
-    `*.jsonl` files of a folder (sorted). Reads bytes so one non-UTF-8 line does not fail the file."""
+    `*.jsonl` files of a folder (sorted); read by serving.schema.json_lines, as every JSON-lines input is."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     for file in files:
         with file.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                stripped = raw.strip()
-                if not stripped:
-                    continue
-                try:
-                    text = stripped.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield (
-                        file,
-                        lineno,
-                        invalid_record(
-                            file,
-                            lineno,
-                            f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                            stripped[:2000].decode("utf-8", "replace"),
-                        ),
-                    )
-                    continue
-                try:
-                    yield file, lineno, json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield (
-                        file,
-                        lineno,
-                        invalid_record(file, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})", text),
-                    )
+            for lineno, _, value in json_lines(fh, str(file), loads):
+                if isinstance(value, LineProblem):
+                    yield file, lineno, invalid_record(file, lineno, value.reason, value.raw)
+                else:
+                    yield file, lineno, value

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.common.cli import run_stage
+from pipeline.common.config import ConfigError
 from pipeline.data.split_files import read_split
 from pipeline.stages import ingest, prepare, split
 from tests.pipeline.data.test_convabuse import write_fixture
@@ -26,7 +28,7 @@ def make_configs(tmp: Path, sources: list[dict[str, Any]], **overrides: Any) -> 
     shutil.copy(REPO_CONFIGS / "policy.yaml", cfg / "policy.yaml")
     (cfg / "profile.yaml").write_text("profile: default\n")
     data = yaml.safe_load((REPO_CONFIGS / "data.yaml").read_text())
-    data["sources"] = sources
+    data["ingest"] = {"sources": sources}
     for key, value in overrides.items():
         data[key] = {**data.get(key, {}), **value}
     (cfg / "data.yaml").write_text(yaml.safe_dump(data))
@@ -164,9 +166,10 @@ def test_bad_config_stops_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], source: dict, needle: str
 ) -> None:
     cfg = make_configs(tmp_path, [source])
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         ingest.run(tmp_path / "raw.jsonl", tmp_path / "ingest.json", cfg, "default")
-    assert exc.value.code == 2
+    args = ["--out", str(tmp_path / "raw.jsonl"), "--metrics", str(tmp_path / "i.json"), "--config-dir", str(cfg)]
+    assert run_stage(ingest.main, [*args, "--profile", "default"]) == 2  # the script: one line, exit 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
 
@@ -315,9 +318,7 @@ def test_leakage_check_fails_the_stage() -> None:
     assert not result["passed"]
     assert result["shared_ids"]["train-valid"] == 1 and result["shared_template_families"] == 1
     assert result["near_duplicates_train_heldout"] == 1
-    with pytest.raises(SystemExit) as exc:
-        raise split.LeakageError("; ".join(result["problems"]))
-    assert exc.value.code == 1
+    assert "near-duplicate train/held-out pairs" in "; ".join(result["problems"])
 
 
 def test_convabuse_original_split(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.evaluation.config import CalibrationConfig, GatesConfig
 from pipeline.evaluation.gates import check_gates, gates_report
 from pipeline.evaluation.thresholds import (
     ReplaySummary,
@@ -18,6 +19,35 @@ from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
 from tests.train_fixture_factory import make_conversations
 
+
+def calib(**kw) -> CalibrationConfig:
+    """A calibration config for a test: what the test sets, the rest fixed here."""
+    base = {
+        "target_false_termination_rate": 0.005,
+        "self_harm_safety_margin": 0.5,
+        "self_harm_min_recall": 0.98,
+        "self_harm_max_threshold": 0.5,
+        "grid": [round(x, 2) for x in np.arange(0.05, 1.0, 0.05)],
+        "tuned_labels": ["harmful_request", "abuse", "end_request", "redirect"],
+        "early_end_cost": 1.0,
+        "search_passes": 3,
+    }
+    base.update(kw)
+    base.setdefault("joint_grid", base["grid"])
+    return CalibrationConfig(**base)
+
+
+def gates_cfg(**kw) -> GatesConfig:
+    base = {
+        "enforce": True,
+        "self_harm_ended_max": 0,
+        "false_termination_rate_max": None,
+        "termination_recall_min": 0.95,
+        "lateness_median_max": 1.0,
+        "early_terminations_max": 0,
+        "baseline_margin": 0.05,
+    }
+    return GatesConfig(**{**base, **kw})
 
 def test_temperature_recovers_an_overconfident_scale():
     rng = np.random.default_rng(0)
@@ -56,13 +86,13 @@ def test_policy_tuning_meets_the_false_termination_target():
     rng = np.random.default_rng(1)
     convs = make_conversations(160, seed=11)
     scores = _gold_scores(convs, 0.08, rng)
-    cal = {
-        "target_false_termination_rate": 0.0,
-        "grid": [0.1, 0.3, 0.5, 0.7, 0.9],
-        "search_passes": 2,
-        "tuned_labels": ["harmful_request", "abuse", "end_request", "redirect", "self_harm_risk"],
-        "self_harm_max_threshold": 0.5,
-    }
+    cal = calib(
+        target_false_termination_rate=0.0,
+        grid=[0.1, 0.3, 0.5, 0.7, 0.9],
+        search_passes=2,
+        tuned_labels=["harmful_request", "abuse", "end_request", "redirect", "self_harm_risk"],
+        self_harm_max_threshold=0.5,
+    )
     # everything flagged: false terminations (the veto starts where recall calibration would put it)
     bad_start = {**{n: 0.05 for n in MODEL_LABELS}, "self_harm_risk": 0.5}
     base = PolicyConfig()
@@ -82,7 +112,7 @@ def test_self_harm_threshold_is_recall_first():
     labels[: n // 4, j] = 1
     probs = np.clip(labels * 0.6 + rng.random(labels.shape) * 0.4, 0, 1)
     mask = np.ones_like(labels)
-    thr = label_thresholds(probs, labels, mask, {"self_harm_min_recall": 1.0, "self_harm_max_threshold": 0.3})
+    thr = label_thresholds(probs, labels, mask, calib(self_harm_min_recall=1.0, self_harm_max_threshold=0.3))
     assert thr["self_harm_risk"] <= 0.3
     assert (probs[: n // 4, j] >= thr["self_harm_risk"]).all()
 
@@ -104,12 +134,12 @@ def _replay(ftr=0.0, recall=0.97, early=0, lateness=0.0, self_harm=0):
 
 
 def test_gates_pass_and_fail_with_amounts():
-    cfg = {
-        "termination_recall_min": 0.95,
-        "baseline_margin": 0.05,
-        "lateness_median_max": 1,
-        "early_terminations_max": 0,
-    }
+    cfg = gates_cfg(
+        termination_recall_min=0.95,
+        baseline_margin=0.05,
+        lateness_median_max=1,
+        early_terminations_max=0,
+    )
     ok = check_gates(_replay(), 0.9, {"macro_f1": 0.8}, cfg, 0.005)
     assert all(g.passed for g in ok) and gates_report(ok, True)["passed"]
     bad = check_gates(_replay(ftr=0.02, recall=0.9, self_harm=1), 0.82, {"macro_f1": 0.8}, cfg, 0.005)
@@ -130,13 +160,13 @@ def test_self_harm_veto_stays_at_its_recall_threshold_when_valid_cannot_tell():
     rng = np.random.default_rng(2)
     convs = make_conversations(120, seed=4)
     scores = _gold_scores(convs, 0.02, rng)
-    cal = {
-        "target_false_termination_rate": 0.0,
-        "grid": [0.05, 0.1, 0.2, 0.3],
-        "search_passes": 1,
-        "tuned_labels": ["self_harm_risk"],
-        "self_harm_max_threshold": 0.3,
-    }
+    cal = calib(
+        target_false_termination_rate=0.0,
+        grid=[0.05, 0.1, 0.2, 0.3],
+        search_passes=1,
+        tuned_labels=["self_harm_risk"],
+        self_harm_max_threshold=0.3,
+    )
     start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.3}
     thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
     assert summary.self_harm_ended == 0
@@ -147,14 +177,14 @@ def test_the_veto_sits_at_half_the_highest_value_valid_proves_safe():
     rng = np.random.default_rng(3)
     convs = make_conversations(120, seed=6)
     scores = _gold_scores(convs, 0.02, rng)
-    cal = {
-        "target_false_termination_rate": 0.0,
-        "grid": [0.05, 0.1, 0.2, 0.3, 0.5, 0.7],
-        "search_passes": 2,
-        "tuned_labels": ["self_harm_risk"],
-        "self_harm_max_threshold": 0.7,
-        "self_harm_safety_margin": 0.5,
-    }
+    cal = calib(
+        target_false_termination_rate=0.0,
+        grid=[0.05, 0.1, 0.2, 0.3, 0.5, 0.7],
+        search_passes=2,
+        tuned_labels=["self_harm_risk"],
+        self_harm_max_threshold=0.7,
+        self_harm_safety_margin=0.5,
+    )
     # risk turns score ~0.9: every grid value keeps valid safe, so the veto goes to half the top one (0.35)
     start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.05}
     thr, _, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
@@ -184,13 +214,13 @@ def test_a_self_harm_chat_ended_before_its_risk_turn_does_not_drag_the_veto_down
     policy = PolicyConfig()
     early = summarise_replay(policy.with_thresholds({"self_harm_risk": 0.3}), convs, scores)
     assert early.self_harm_ended == 2 and early.self_harm_ended_after_risk == 0
-    cal = {
-        "target_false_termination_rate": 0.05,
-        "grid": [0.05, 0.1, 0.15, 0.2, 0.3],
-        "search_passes": 1,
-        "tuned_labels": ["self_harm_risk"],
-        "self_harm_max_threshold": 0.3,
-    }
+    cal = calib(
+        target_false_termination_rate=0.05,
+        grid=[0.05, 0.1, 0.15, 0.2, 0.3],
+        search_passes=1,
+        tuned_labels=["self_harm_risk"],
+        self_harm_max_threshold=0.3,
+    )
     start = {**{n: 0.5 for n in MODEL_LABELS}, "self_harm_risk": 0.3}
     thr, summary, _ = tune_policy_thresholds(policy, convs, scores, start, cal)
     assert thr["self_harm_risk"] == 0.3
@@ -213,12 +243,12 @@ def test_false_terminations_no_threshold_prevents_do_not_make_the_target_unreach
             if i == long and t.role == "assistant":
                 scores[i][j]["redirect"] = 0.9
     never = sum(c.end_at is None for c in convs)
-    cal = {
-        "target_false_termination_rate": 1.5 / never,  # one avoidable false end allowed
-        "grid": [0.3, 0.5, 0.7, 0.9],
-        "search_passes": 2,
-        "tuned_labels": ["abuse"],
-    }
+    cal = calib(
+        target_false_termination_rate=1.5 / never,  # one avoidable false end allowed
+        grid=[0.3, 0.5, 0.7, 0.9],
+        search_passes=2,
+        tuned_labels=["abuse"],
+    )
     start = {**{n: 0.5 for n in MODEL_LABELS}, "abuse": 0.9}
     thr, summary, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, cal)
     assert summary.false_terminations == 2

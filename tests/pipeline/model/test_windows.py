@@ -74,38 +74,15 @@ def test_subsample_keeps_positives_and_hard_negatives_first(encoder):
     mixed = select_training_windows(ws, budget, seed=1, min_negative_share=0.0, hard_share=0.5)
     negatives = mixed[~ws.positive[mixed]]
     assert ws.hard[negatives].sum() >= 10 and (~ws.hard[negatives]).sum() > 0  # easy negatives seen too
-    assert len(select_training_windows(ws, None, seed=1)) == len(ws)
-    small = select_training_windows(ws, 40, seed=1, min_negative_share=0.5)
+    assert len(select_training_windows(ws, None, seed=1, min_negative_share=0.5, hard_share=0.5)) == len(ws)
+    small = select_training_windows(ws, 40, seed=1, min_negative_share=0.5, hard_share=0.6)
     assert len(small) == 40 and (~ws.positive[small]).sum() >= 20
-
-
-def test_rare_label_positives_are_all_kept_and_drawn_again(encoder):
-    ws = build_windows(make_conversations(120, seed=7), encoder)
-    active = ws.labels * ws.mask
-    counts = active.sum(axis=0)
-    rare_j = int(np.argmin(np.where(counts > 0, counts, np.inf)))
-    floor = int(counts[rare_j]) + 15
-    budget = len(ws) // 2
-    plain = select_training_windows(ws, budget, seed=1, min_negative_share=0.5)
-    idx = select_training_windows(ws, budget, seed=1, min_negative_share=0.5, min_label_windows=floor)
-    assert len(idx) == len(plain) == budget
-    assert active[idx, rare_j].sum() == floor  # every rare positive plus draws up to the floor
-    assert set(np.flatnonzero(active[:, rare_j]).tolist()) <= set(idx.tolist())
-    assert len(set(idx.tolist())) < budget  # the extra draws repeat rows
-    assert (~ws.positive[idx]).sum() >= budget // 2  # negatives keep their share
-    assert active[plain, rare_j].sum() < floor  # without the floor the rare label is not topped up
 
 
 def test_pos_weight_and_buckets(encoder):
     ws = build_windows(make_conversations(40, seed=3), encoder)
     pw = pos_weight(ws, cap=5.0)
     assert pw.shape == (len(MODEL_LABELS),) and np.all(pw >= 1.0) and np.all(pw <= 5.0)
-    scaled = pos_weight(ws, cap=5.0, scale={"self_harm_risk": 3.0})
-    j = MODEL_LABELS.index("self_harm_risk")
-    assert scaled[j] == pytest.approx(3.0 * pw[j])  # scaled after the cap: recall beyond class balance
-    assert np.array_equal(np.delete(scaled, j), np.delete(pw, j))
-    with pytest.raises(ValueError, match="unknown labels"):
-        pos_weight(ws, scale={"not_a_label": 2.0})
     batches = length_buckets(list(range(len(ws))), ws.lengths, 8, np.random.default_rng(0))
     assert sorted(i for b in batches for i in b) == list(range(len(ws)))
     assert all(len(b) <= 8 for b in batches)
@@ -167,18 +144,3 @@ def test_role_echo_turns_the_splits_own_refusals_into_benign_user_turns(encoder)
     both = concat_windows(ws, echo)
     assert len(both) == len(ws) + 30 and both.roles[-1] == "user"
     np.testing.assert_array_equal(both.labels[: len(ws)], ws.labels)
-
-
-@pytest.mark.parametrize(
-    "scale, message",
-    [({"nope": 2.0}, "must map labels"), ({"self_harm_risk": 0.0}, "must be positive"), ([3.0], "must map labels")],
-)
-def test_check_config_refuses_a_bad_pos_weight_scale(scale, message):
-    from pipeline.common.config import ConfigError, load_config
-    from pipeline.stages.train import check_config
-
-    cfg = load_config("train", "smoke")
-    check_config(cfg)
-    cfg["optim"]["pos_weight_scale"] = scale
-    with pytest.raises(ConfigError, match=message):
-        check_config(cfg)

@@ -186,27 +186,3 @@ def test_enforced_gates_fail_the_stage(run_dir, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "quality gates failed" in printed and "beats_baseline" in printed
     assert json.loads((out / "metrics" / "gates.json").read_text())["passed"] is False
-
-
-def test_logits_cache_is_used_only_for_its_checkpoint_and_splits(tmp_path):
-    import numpy as np
-
-    from pipeline.evaluation.logits import checkpoint_fingerprint
-    from pipeline.stages.evaluate import load_logits_cache
-
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    (ckpt / "model.safetensors").write_bytes(b"weights v1")
-    cache = tmp_path / "logits.npz"
-    valid, test = np.zeros((3, 5), np.float32), np.ones((2, 5), np.float32)
-    np.savez(cache, valid=valid, test=test, checkpoint=np.asarray(checkpoint_fingerprint(ckpt)))
-
-    fp = checkpoint_fingerprint(ckpt)
-    got = load_logits_cache(cache, fp, 3, 2)
-    assert got is not None and np.array_equal(got[0], valid) and np.array_equal(got[1], test)
-    assert load_logits_cache(cache, fp, 4, 2) is None  # other splits
-    (ckpt / "model.safetensors").write_bytes(b"weights v2")
-    assert load_logits_cache(cache, checkpoint_fingerprint(ckpt), 3, 2) is None  # another checkpoint
-    np.savez(cache, valid=valid, test=test)  # an old cache without a fingerprint
-    assert load_logits_cache(cache, checkpoint_fingerprint(ckpt), 3, 2) is None
-    assert load_logits_cache(tmp_path / "missing.npz", fp, 3, 2) is None
