@@ -1,16 +1,28 @@
 """The HTTP service: FastAPI app factory and `serve()`.
 
-    POST /v1/assess    {"id"?, "turns": [{"role", "text"}]} -> decision, reason, evidence, per-turn scores, degraded
-    POST /v1/feedback  {"conversation": {"id"?, "turns"}, "decision"?, "reason"?, "comment"?, "feedback_id"?}
+    POST /v1/assess    {"id"?, "turns": [{"role", "text"}]} or {"id"?, "messages": [{"role", "content"}]}
+                       -> decision, reason, evidence, per-turn scores, degraded
+    POST /v1/feedback  {"conversation": {"id"?, "turns" | "messages"}, "decision"?, "reason"?, "comment"?,
+                       "feedback_id"?}
     GET  /healthz      process is up
     GET  /readyz       bundle loaded (and its digest) and a warm-up turn scored
     GET  /metrics      Prometheus
+    GET  /openapi.json, /docs   the request and response schemas (serving/http_models.py), Swagger UI
+
+`messages` is a chat stack's shape: content a string or a list of {"type": "text", "text"} parts, joined
+with newlines; the same conversation as `turns` gets the same decision. Send one of the two, not both.
 
 Status codes: 400 malformed JSON, 408 body not received in time, 413 body / turns / characters over the
 configured limits, 415 not JSON, 422 wrong shape or types (the message names the field), 429 feedback
 rate, 503 busy or past the deadline (Retry-After), 507 feedback store full. Scoring failures are never
 errors: the answer is `continue` with `"degraded": true` (counted in /metrics and logged). A client that
 gets no 200 continues the conversation.
+
+Bodies are read here, not by FastAPI: streamed under the size limit and `body_timeout_s`, the content type
+checked, and decoded by `parse_json` (400s); the decoded object is then validated by the pydantic models
+of serving/http_models.py, whose first error becomes the 422 / 413 answer. The endpoints' OpenAPI request
+bodies are those models' schemas; answers are built as dicts and sent as `JSONAnswer` (never re-validated,
+so an id with a lone surrogate comes back as sent).
 
 Work is bounded: at most `max_concurrent` requests score at once, on slots that a long request hands to
 waiting ones between chunks (serving/limits.py); at most `max_queued` wait, for `queue_timeout_s`; scoring
@@ -32,26 +44,39 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from serving.feedback_store import ID_PATTERN, FeedbackStore, StoreFull
+from serving.feedback_store import FeedbackStore, StoreFull
 from serving.guard import Guard
-from serving.labels import ROLES
+from serving.http_models import (
+    AssessAnswer,
+    AssessRequest,
+    ErrorBody,
+    FeedbackAnswer,
+    FeedbackRequest,
+    HealthAnswer,
+    Limits,
+    ReadyAnswer,
+    first_problem,
+    request_schemas,
+    validation_context,
+)
 from serving.limits import Busy, Cancelled, FairSlots, TokenBuckets
 from serving.metrics_http import ServingMetrics
-from serving.policy import CONTINUE, END, R_DEGRADED
+from serving.policy import CONTINUE, R_DEGRADED
 from serving.schema import dumps_json
-from serving.window import clean_text
 
 log = logging.getLogger("serving.http")
 
-ROUTES = ("/v1/assess", "/v1/feedback", "/healthz", "/readyz", "/metrics")
+ROUTES = ("/v1/assess", "/v1/feedback", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -64,9 +89,9 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     max_body_bytes: int = 1 << 20
-    max_turns: int = 200
-    max_turn_chars: int = 20_000
-    max_comment_chars: int = 5_000
+    max_turns: int = Limits.max_turns
+    max_turn_chars: int = Limits.max_turn_chars
+    max_comment_chars: int = Limits.max_comment_chars
     #: requests scoring at once (one per core), waiting at most, and how long one may wait for a slot
     max_concurrent: int = 2
     max_queued: int = 16
@@ -120,6 +145,10 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def request_limits(self) -> Limits:
+        """What one request may hold, for the request models' validators."""
+        return Limits(self.max_turns, self.max_turn_chars, self.max_comment_chars)
 
 
 class ApiError(Exception):
@@ -184,60 +213,17 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, f"malformed JSON: {str(exc)[:200]}") from None
 
 
-def parse_id(obj: Mapping[str, Any], path: str) -> str | None:
-    value = obj.get("id")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ApiError(422, f"must be a string, got {type(value).__name__}", f"{path}id")
-    if isinstance(value, int) and abs(value) >= 10**200:
-        raise ApiError(422, "must be a string or an integer of at most 200 digits", f"{path}id")
-    return str(value)[:200]
+def validated(model: type[M], obj: Any, settings: Settings) -> M:
+    """The decoded body `obj` as `model`, or the ApiError naming the first bad field (422; 413 for a limit)."""
+    try:
+        return model.model_validate(obj, context=validation_context(settings.request_limits()))
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise ApiError(problem.status, problem.message, problem.field) from None
 
 
-def parse_turns(obj: Mapping[str, Any], path: str, settings: Settings) -> list[tuple[str, str]]:
-    turns = obj.get("turns")
-    if turns is None:
-        raise ApiError(422, "missing", f"{path}turns")
-    if not isinstance(turns, list):
-        raise ApiError(422, f"must be a list of {{role, text}} objects, got {type(turns).__name__}", f"{path}turns")
-    if len(turns) > settings.max_turns:
-        raise ApiError(413, f"{len(turns)} turns exceed the limit of {settings.max_turns}", f"{path}turns")
-    out = []
-    for i, turn in enumerate(turns):
-        where = f"{path}turns[{i}]"
-        if not isinstance(turn, Mapping):
-            raise ApiError(422, f"must be an object with role and text, got {type(turn).__name__}", where)
-        role, text = turn.get("role"), turn.get("text")
-        if not isinstance(role, str):
-            raise ApiError(
-                422, "missing" if role is None else f"must be a string, got {type(role).__name__}", f"{where}.role"
-            )
-        if role not in ROLES:
-            raise ApiError(422, f"unknown role {role[:40]!r} (expected one of {', '.join(ROLES)})", f"{where}.role")
-        if not isinstance(text, str):
-            raise ApiError(
-                422, "missing" if text is None else f"must be a string, got {type(text).__name__}", f"{where}.text"
-            )
-        if len(text) > settings.max_turn_chars:
-            raise ApiError(
-                413, f"{len(text)} characters exceed the limit of {settings.max_turn_chars}", f"{where}.text"
-            )
-        out.append((role, clean_text(text)))
-    return out
-
-
-def _optional_str(obj: Mapping[str, Any], key: str, limit: int, allowed: tuple[str, ...] | None = None) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(422, f"must be a string or null, got {type(value).__name__}", key)
-    if allowed is not None and value not in allowed:
-        raise ApiError(422, f"must be one of {', '.join(allowed)}", key)
-    if len(value) > limit:
-        raise ApiError(413, f"{len(value)} characters exceed the limit of {limit}", key)
-    return clean_text(value)
+async def read_json(request: Request, settings: Settings) -> Any:
+    return parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
 
 
 def degraded_answer(conv_id: str | None, n_turns: int, error: str) -> dict[str, Any]:
@@ -367,52 +353,79 @@ class ScoringGate:
 
 
 # --------------------------------------------------------------------------- app
+API_DESCRIPTION = """\
+Send the conversation so far to `POST /v1/assess` after each turn; the answer's `decision` is `end` when the
+assistant may end the conversation now. A conversation is `turns` ([{role, text}]) or a chat stack's
+`messages` ([{role, content}], content a string or a list of text parts): one of the two, not both; the same
+conversation gets the same decision in either shape.
+
+Every error answers `{"error": {"status", "message", "field"}}`, `field` naming the offending field
+(e.g. `turns[0].role`). Scoring failures are never errors: the answer is `continue` with `"degraded": true`.
+A client that gets no 200 continues the conversation. Limits (body bytes, turns, characters per turn) are the
+server's configuration.
+"""
+
+
 def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
     """The service around one loaded Guard (shared by all requests; it is thread-safe)."""
     settings = settings or Settings()
     metrics = ServingMetrics(guard.stats)
-    feedback = FeedbackStore(settings.feedback_path, settings.max_feedback_bytes)
-    feedback_rate = TokenBuckets(settings.feedback_rate_per_s, settings.feedback_burst)
-    gate = ScoringGate(settings)
     app = FastAPI(
         title="escalation-guard",
         version="1",
-        docs_url=None,
+        summary="Decides when an AI assistant may end a conversation.",
+        description=API_DESCRIPTION,
+        docs_url="/docs",
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
+        swagger_ui_oauth2_redirect_url=None,
         default_response_class=JSONAnswer,
     )
     app.state.guard, app.state.settings, app.state.metrics = guard, settings, metrics
-    app.state.gate = gate
-    app.state.ready = False
-    try:  # warm-up: the first ORT run allocates; readiness means a turn was really scored
-        warm = guard.assess([("user", "warm-up")])
-        app.state.ready = not warm.degraded
+    app.state.gate = ScoringGate(settings)
+    app.state.ready = warm_up(guard)
+    metrics.ready.set(1 if app.state.ready else 0)
+    add_error_handlers(app, metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    add_assess_route(app, guard, settings, metrics)
+    add_feedback_route(app, settings, metrics)
+    add_probe_routes(app, guard, metrics)
+    document_request_bodies(app)
+    return app
+
+
+def warm_up(guard: Guard) -> bool:
+    """Score one turn: the first ORT run allocates, and readiness means a turn was really scored."""
+    try:
+        return not guard.assess([("user", "warm-up")]).degraded
     except Exception as exc:  # noqa: BLE001
         log.error("warm-up failed: %s", exc)
-    metrics.ready.set(1 if app.state.ready else 0)
+        return False
 
-    def error(
-        status: int, message: str, field_path: str = "", headers: Mapping[str, str] | None = None
-    ) -> JSONResponse:
-        body = {"error": {"status": status, "message": message, "field": field_path or None}}
-        return JSONAnswer(body, status_code=status, headers=dict(headers or {}))
 
+def error_answer(
+    status: int, message: str, field_path: str = "", headers: Mapping[str, str] | None = None
+) -> JSONAnswer:
+    body = {"error": {"status": status, "message": message, "field": field_path or None}}
+    return JSONAnswer(body, status_code=status, headers=dict(headers or {}))
+
+
+def add_error_handlers(app: FastAPI, metrics: ServingMetrics) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.message, exc.field)
+        return error_answer(exc.status, exc.message, exc.field)
 
     @app.exception_handler(Busy)
     async def busy(_: Request, exc: Busy) -> JSONResponse:
         metrics.errors.labels("busy").inc()
-        return error(
+        return error_answer(
             503, f"busy: {exc}; retry shortly (continue the conversation meanwhile)", headers={"Retry-After": "1"}
         )
 
     @app.exception_handler(Cancelled)
     async def cancelled(_: Request, exc: Cancelled) -> JSONResponse:
         metrics.errors.labels("cancelled").inc()
-        return error(503, f"scoring stopped: {exc.reason}", headers={"Retry-After": "1"})
+        return error_answer(503, f"scoring stopped: {exc.reason}", headers={"Retry-After": "1"})
 
     @app.exception_handler(ClientGone)
     async def client_gone(request: Request, _: ClientGone) -> Response:
@@ -422,16 +435,65 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         metrics.errors.labels("client_disconnected").inc()
         return Response(status_code=499)  # nginx's "client closed request": never sent, only counted
 
-    app.add_middleware(RequestMetrics, metrics=metrics)
 
-    @app.post("/v1/assess")
+#: what each error status means, for the OpenAPI document (every one answers an ErrorBody)
+ERRORS = {
+    400: "Malformed JSON, not UTF-8, nested too deeply or a number too long.",
+    408: "The body did not arrive within `body_timeout_s`.",
+    413: "The body, the number of turns or a turn's (or comment's) characters exceed the configured limits.",
+    415: "Not declared application/json (feedback: the content type is required).",
+    422: "Wrong shape or type; `field` names the offending field.",
+    429: "Too many feedback records from this client (Retry-After).",
+    500: "An unexpected server error (no stack trace).",
+    503: "Busy, past the deadline, or feedback not stored (Retry-After); continue the conversation.",
+    507: "The feedback store is full.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": ERRORS[s]} for s in statuses}
+
+
+def request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """openapi_extra for an endpoint that reads its own body: the body it expects."""
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
+
+
+def document_request_bodies(app: FastAPI) -> None:
+    """Add the request models' schemas to the OpenAPI components (the endpoints refer to them by $ref)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, model_schema in REQUEST_SCHEMAS.items():
+                if components.setdefault(name, model_schema) != model_schema:
+                    raise RuntimeError(f"two different OpenAPI schemas are named {name}")
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+REQUEST_REFS, REQUEST_SCHEMAS = request_schemas()
+
+
+def add_assess_route(app: FastAPI, guard: Guard, settings: Settings, metrics: ServingMetrics) -> None:
+    gate: ScoringGate = app.state.gate
+
+    @app.post(
+        "/v1/assess",
+        summary="Decide whether the assistant may end the conversation now",
+        response_model=AssessAnswer,
+        responses=error_responses(400, 408, 413, 415, 422, 500, 503),
+        openapi_extra=request_body(REQUEST_REFS["AssessRequest"]),
+    )
     async def assess(request: Request) -> JSONResponse:
+        """The conversation so far, as `turns` or `messages`. Scoring failures are never errors: the answer is
+        `continue` with `"degraded": true`."""
         require_json(request, strict=False)
-        obj = parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
-        if not isinstance(obj, Mapping):
-            raise ApiError(422, f"body must be a JSON object, got {type(obj).__name__}")
-        conv_id = parse_id(obj, "")
-        turns = parse_turns(obj, "", settings)
+        conv = validated(AssessRequest, await read_json(request, settings), settings)
+        conv_id, turns = conv.conversation_id(), conv.pairs()
 
         def work(checkpoint: Any) -> Any:
             return guard.assess(turns, conv_id, checkpoint=checkpoint)
@@ -447,27 +509,47 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
             log.exception("assess failed; answering continue (degraded)")
             metrics.errors.labels("assess").inc()
             answer, degraded_turns = degraded_answer(conv_id, len(turns), f"{type(exc).__name__}: {exc}"), len(turns)
-        if degraded_turns:
-            metrics.degraded_turns.inc(degraded_turns)
-        if answer["degraded"]:
-            metrics.degraded_responses.inc()
-        metrics.decisions.labels(answer["decision"], answer["reason"]).inc()
+        count_answer(metrics, answer, degraded_turns)
         return JSONAnswer(answer)
 
-    @app.post("/v1/feedback")
+
+def count_answer(metrics: ServingMetrics, answer: Mapping[str, Any], degraded_turns: int) -> None:
+    if degraded_turns:
+        metrics.degraded_turns.inc(degraded_turns)
+    if answer["degraded"]:
+        metrics.degraded_responses.inc()
+    metrics.decisions.labels(answer["decision"], answer["reason"]).inc()
+
+
+def add_feedback_route(app: FastAPI, settings: Settings, metrics: ServingMetrics) -> None:
+    feedback = FeedbackStore(settings.feedback_path, settings.max_feedback_bytes)
+    feedback_rate = TokenBuckets(settings.feedback_rate_per_s, settings.feedback_burst)
+
+    @app.post(
+        "/v1/feedback",
+        summary="Record a person's feedback on a decision",
+        status_code=202,
+        response_model=FeedbackAnswer,
+        responses={
+            200: {"model": FeedbackAnswer, "description": "This feedback_id was stored before (`duplicate`)."},
+            **error_responses(400, 408, 413, 415, 422, 429, 500, 503, 507),
+        },
+        openapi_extra=request_body(REQUEST_REFS["FeedbackRequest"]),
+    )
     async def post_feedback(request: Request) -> JSONResponse:
+        """Appended durably to the feedback file (202), once per `feedback_id` (a retry answers 200
+        `duplicate`). JSON only: the content type is required."""
         require_json(request, strict=True)
         client = request.client.host if request.client else "unknown"
         wait = feedback_rate.take(client)
         if wait > 0:
             metrics.errors.labels("feedback_rate").inc()
-            return error(
+            return error_answer(
                 429,
                 f"too many feedback records from {client}; retry in {wait:.1f} s",
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
-        obj = parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
-        record = feedback_record(obj, settings)
+        record = feedback_record(await read_json(request, settings), settings)
         try:
             stored = await run_in_threadpool(feedback.append, record)
         except StoreFull as exc:
@@ -478,20 +560,37 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
             log.error("feedback not recorded: %s", exc)
             metrics.errors.labels("feedback_write").inc()
             raise ApiError(503, "feedback could not be stored; please retry with the same feedback_id") from None
-        body = {
-            "status": "recorded" if stored else "duplicate",
-            "id": record["conversation"]["id"],
-            "feedback_id": record["feedback_id"],
-        }
         if stored:
             metrics.feedback.inc()
-        return JSONAnswer(body, status_code=202 if stored else 200)
+        body = {"status": "recorded" if stored else "duplicate", "id": record["conversation"]["id"]}
+        return JSONAnswer({**body, "feedback_id": record["feedback_id"]}, status_code=202 if stored else 200)
 
-    @app.get("/healthz")
+
+def feedback_record(obj: Any, settings: Settings) -> dict[str, Any]:
+    """The line stored for a feedback body (422/413 naming the field on a bad one)."""
+    req = validated(FeedbackRequest, obj, settings)
+    conv_id = req.conversation.conversation_id() or f"feedback-{uuid.uuid4().hex[:16]}"
+    return {
+        "feedback_id": req.feedback_id or uuid.uuid4().hex,
+        "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "conversation": {"id": conv_id, "turns": [{"role": r, "text": t} for r, t in req.conversation.pairs()]},
+        "decision": req.decision,
+        "reason": req.reason,
+        "comment": req.comment,
+    }
+
+
+def add_probe_routes(app: FastAPI, guard: Guard, metrics: ServingMetrics) -> None:
+    @app.get("/healthz", summary="Liveness: the process answers", response_model=HealthAnswer)
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        summary="Readiness: the bundle is loaded and a warm-up turn was scored",
+        response_model=ReadyAnswer,
+        responses={503: {"model": ReadyAnswer, "description": "Not ready (the warm-up turn was not scored)."}},
+    )
     async def readyz() -> JSONResponse:
         m = guard.manifest
         body = {
@@ -504,40 +603,10 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if app.state.ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
-
-    return app
-
-
-def feedback_record(obj: Any, settings: Settings) -> dict[str, Any]:
-    """The line stored for a feedback body (422/413 naming the field on a bad one)."""
-    if not isinstance(obj, Mapping):
-        raise ApiError(422, f"body must be a JSON object, got {type(obj).__name__}")
-    conv = obj.get("conversation")
-    if not isinstance(conv, Mapping):
-        raise ApiError(
-            422, "missing" if conv is None else f"must be an object, got {type(conv).__name__}", "conversation"
-        )
-    conv_id = parse_id(conv, "conversation.") or f"feedback-{uuid.uuid4().hex[:16]}"
-    turns = parse_turns(conv, "conversation.", settings)
-    if not turns:
-        raise ApiError(422, "empty", "conversation.turns")
-    fid = obj.get("feedback_id")
-    if fid is None:
-        fid = uuid.uuid4().hex
-    elif not isinstance(fid, str) or not ID_PATTERN.match(fid):
-        raise ApiError(422, "must be 1-64 characters of letters, digits and . _ : -", "feedback_id")
-    return {
-        "feedback_id": fid,
-        "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "conversation": {"id": conv_id, "turns": [{"role": r, "text": t} for r, t in turns]},
-        "decision": _optional_str(obj, "decision", 20, (CONTINUE, END)),
-        "reason": _optional_str(obj, "reason", 100),
-        "comment": _optional_str(obj, "comment", settings.max_comment_chars),
-    }
 
 
 def serve(settings: Settings) -> None:
