@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -430,21 +430,19 @@ class Guard:
                     problems[(c, t)] = (_raw_role(turn), "input", str(exc))
         ids_by_turn = self._tokenize_many(flat, where, problems)
 
-        # 2. assemble windows exactly as observe would
+        # 2. assemble windows exactly as observe would (serving.window's one path)
         windows: list[tuple[list[int], list[int]]] = []
         window_roles: list[str] = []
         window_of: dict[tuple[int, int], int] = {}
         for c, (_, turns) in enumerate(prepared):
-            context: deque[list[int]] = deque(maxlen=self.window.max_turns)
-            for t in range(len(turns)):
-                ids = ids_by_turn.get((c, t))
-                if ids is None:
-                    continue
-                if roles[(c, t)] != "system":
-                    window_of[(c, t)] = len(windows)
-                    windows.append(self.encoder.assemble(context, ids))
-                    window_roles.append(roles[(c, t)])
-                    context.append(ids)
+            keys = [(c, t) for t in range(len(turns))]
+            per_turn = [ids_by_turn.get(k) for k in keys]
+            turn_roles = [roles.get(k, "system") for k in keys]
+            for key, role, window in zip(keys, turn_roles, self.encoder.windows(per_turn, turn_roles), strict=True):
+                if window is not None and role != "system":
+                    window_of[key] = len(windows)
+                    windows.append(window)
+                    window_roles.append(role)
 
         # 3. score in chunks (progress per chunk; `checkpoint` may stop the work or let others in between chunks)
         rows: list[np.ndarray | str] = []

@@ -13,6 +13,7 @@ context and 1 for the scored turn. The scored turn is kept whole up to
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -145,12 +146,22 @@ class WindowEncoder:
 
     def encode_conversation(self, turns: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """One window per turn, each seeing only the turns before it (as live)."""
-        per_turn = self.tokenize_turns(turns)
-        out = []
-        context: list[list[int]] = []
-        for (role, _), ids in zip(turns, per_turn, strict=True):
+        return self.windows(self.tokenize_turns(turns), [role for role, _ in turns])  # type: ignore[return-value]
+
+    def windows(
+        self, per_turn: Sequence[Sequence[int] | None], roles: Sequence[str]
+    ) -> list[tuple[list[int], list[int]] | None]:
+        """The one conversation-to-windows path (training, evaluation, export parity, the scorer): each turn's
+        window from the cached ids of the turns before it. System prompts are not part of the dialogue the
+        model reads (never context); a turn without ids (it could not be read) gets None and is no context."""
+        out: list[tuple[list[int], list[int]] | None] = []
+        context: deque[Sequence[int]] = deque(maxlen=max(self.spec.max_turns, 1))
+        for role, ids in zip(roles, per_turn, strict=True):
+            if ids is None:
+                out.append(None)
+                continue
             out.append(self.assemble(context, ids))
-            if role != "system":  # system prompts are not part of the dialogue the model reads
+            if role != "system":
                 context.append(ids)
         return out
 
