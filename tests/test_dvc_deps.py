@@ -39,6 +39,9 @@ def test_imports_inside_functions_count_and_lazy_package_attributes_do_not(tmp_p
     assert "serving/guard.py" not in files  # serving/__init__'s __getattr__ imports run only when used
     stages = {"s": {"cmd": "python -m pipeline.stages.probe_stage"}}
     assert expected_deps(stages, tmp_path)["s"] == sorted(files)
+    stage.write_text("from serving import Guard  # a lazy attribute: its module is imported when used\n")
+    files = {str(p.relative_to(tmp_path)) for p in closure("pipeline.stages.probe_stage", tmp_path)}
+    assert "serving/guard.py" in files
 
 
 def test_another_profile_is_not_a_dependency_of_the_default_pipeline() -> None:

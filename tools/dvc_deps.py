@@ -40,13 +40,18 @@ def module_file(module: str, root: Path = ROOT) -> Path | None:
     return None
 
 
-def imported_modules(path: Path, module: str) -> set[str]:
-    """Every module of ours that `path` (module `module`) imports anywhere in its source."""
+def imported_modules(path: Path, module: str, lazy: bool = False) -> set[str]:
+    """Every module of ours that `path` (module `module`) imports anywhere in its source. A package's PEP 562
+    `__getattr__` imports (`from serving import Guard`) run only when such a name is used: they are left out,
+    unless `lazy` (then only they are returned)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    lazy = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
-    for fn in lazy:  # a package's PEP 562 lazy attributes (`from serving import Guard`) run only when used
-        tree.body.remove(fn)
+    getattrs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+    if lazy:
+        tree = ast.Module(body=getattrs, type_ignores=[])
+    else:
+        for fn in getattrs:
+            tree.body.remove(fn)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -77,7 +82,10 @@ def closure(module: str, root: Path = ROOT) -> set[Path]:
             if parent is not None and parent.name == "__init__.py" and ".".join(parts[:i]) not in seen:
                 todo.append(".".join(parts[:i]))
         path = module_file(mod, root)
-        if path is None:
+        if path is None:  # `from pkg import Name`: a lazy attribute of pkg imports its module when used
+            parent = module_file(mod.rpartition(".")[0], root) if "." in mod else None
+            if parent is not None and parent.name == "__init__.py":
+                todo.extend(imported_modules(parent, mod.rpartition(".")[0], lazy=True))
             continue
         files.add(path)
         todo.extend(imported_modules(path, mod))

@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     args = parser.parse_args(argv)
 
-    from serving import Guard
+    from serving.guard import Guard
     from serving.bundle import BundleError
 
     try:

@@ -1,0 +1,363 @@
+"""Per-turn scorers compared on the synthetic test *and* on real text: `python -m experiments.turn_scorer`.
+
+A scorer here turns one conversation into per-turn calibrated scores. Variants:
+- `bundle`: a shipped bundle (Guard), for the baseline numbers;
+- `frozen`: MiniLM's mean-pooled sentence embedding of each turn alone (as it was pretrained), frozen, with a
+  small MLP head per role trained on the synthetic train split's turns; embeddings are cached per text.
+Each is calibrated on valid with evaluate's own functions (temperatures, threshold search), replayed on test,
+and judged on the real transfer sets (pipeline/evaluation/transfer.py) and the contrast probes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.config import section
+from pipeline.data.split_files import read_split, split_path
+from pipeline.evaluation.config import CalibrationConfig
+from pipeline.evaluation.replay_metrics import conversation_metrics
+from pipeline.evaluation.report import conversation_scores
+from pipeline.evaluation.thresholds import calibrated, replay_all
+from pipeline.evaluation.transfer import contrast_sets, convabuse_chains, judge, topical_chat
+from pipeline.model.windows import WindowSet
+from pipeline.stages.evaluate import Scored, calibrate
+from serving.labels import MODEL_LABELS, label_mask
+from serving.policy import PolicyConfig
+from serving.window import clean_text
+
+log = logging.getLogger("experiments.turn_scorer")
+N = len(MODEL_LABELS)
+
+
+# --------------------------------------------------------------------------- turns and embeddings
+def turn_set(convs) -> WindowSet:
+    """One row per non-system turn (labels, role mask, where it came from); no token ids."""
+    ws = WindowSet()
+    labels, masks, ci_, ti_ = [], [], [], []
+    for ci, c in enumerate(convs):
+        known = c.meta.get("labelled_turns")
+        known = None if known is None else set(known)
+        for ti, t in enumerate(c.turns):
+            if t.role == "system":
+                continue
+            m = list(label_mask(t.role))
+            if known is not None and ti not in known:
+                m = [0.0] * N
+            labels.append([1.0 if n in t.labels else 0.0 for n in MODEL_LABELS])
+            masks.append(m)
+            ci_.append(ci)
+            ti_.append(ti)
+            ws.roles.append(t.role)
+            ws.categories.append(c.category or "unknown")
+            ws.input_ids.append([])
+            ws.type_ids.append([])
+    ws.labels = np.asarray(labels, np.float32).reshape(-1, N)
+    ws.mask = np.asarray(masks, np.float32).reshape(-1, N)
+    ws.conv_index, ws.turn_index = np.asarray(ci_, np.int64), np.asarray(ti_, np.int64)
+    ws.hard = np.zeros(len(labels), bool)
+    return ws
+
+
+class Embedder:
+    """MiniLM sentence embeddings (mean pooling, L2-normalised), cached on disk by text."""
+
+    def __init__(self, cache: Path, max_tokens: int = 64, threads: int = 2) -> None:
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        from pipeline.model.modeling import minilm_path
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = AutoModel.from_pretrained(str(minilm_path())).eval()
+        self.tok = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+        self.tok.enable_truncation(max_tokens)
+        self.tok.no_padding()
+        self.cache_path = cache
+        self.cache: dict[str, np.ndarray] = {}
+        if cache.is_file():
+            z = np.load(cache, allow_pickle=False)
+            self.cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.blake2b(clean_text(text).encode(), digest_size=12).hexdigest()
+
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        keys = [self.key(t) for t in texts]
+        todo = sorted({k: clean_text(t) for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items(), key=lambda kv: len(kv[1]))
+        torch = self.torch
+        for lo in range(0, len(todo), batch):
+            part = todo[lo : lo + batch]
+            encs = self.tok.encode_batch([t for _, t in part])
+            width = max(len(e.ids) for e in encs)
+            ids = torch.tensor([e.ids + [0] * (width - len(e.ids)) for e in encs])
+            mask = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in encs])
+            with torch.inference_mode():
+                h = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                v = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                v = torch.nn.functional.normalize(v, dim=-1)
+            for (k, _), row in zip(part, v.numpy(), strict=True):
+                self.cache[k] = row.astype(np.float32)
+        if todo:
+            np.savez(self.cache_path, keys=np.array(list(self.cache)), vecs=np.stack(list(self.cache.values())))
+        return np.stack([self.cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+
+
+def split_embeddings(emb: Embedder, convs, ws: WindowSet) -> np.ndarray:
+    return emb([convs[c].turns[t].text for c, t in zip(ws.conv_index, ws.turn_index, strict=True)])
+
+
+# --------------------------------------------------------------------------- the head
+@dataclass
+class HeadConfig:
+    hidden: int = 256
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    epochs: int = 40
+    batch: int = 256
+    patience: int = 6
+    pos_weight_cap: float = 20.0
+
+
+def train_head(x: np.ndarray, ws: WindowSet, xv: np.ndarray, vws: WindowSet, cfg: HeadConfig, seed: int):
+    """An MLP on [embedding, is_user] -> 5 logits, masked BCE; the best epoch on valid macro-F1@0.5."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    d = x.shape[1] + 1
+    net = torch.nn.Sequential(
+        torch.nn.Dropout(cfg.dropout), torch.nn.Linear(d, cfg.hidden), torch.nn.GELU(), torch.nn.Dropout(cfg.dropout), torch.nn.Linear(cfg.hidden, N)
+    )
+    feats = lambda e, w: torch.tensor(np.hstack([e, np.array([[r == "user"] for r in w.roles], np.float32)]))  # noqa: E731
+    xt, xvt = feats(x, ws), feats(xv, vws)
+    y, m = torch.tensor(ws.labels), torch.tensor(ws.mask)
+    pos = (ws.labels * ws.mask).sum(0)
+    neg = ((1 - ws.labels) * ws.mask).sum(0)
+    pw = torch.tensor(np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cfg.pos_weight_cap), dtype=torch.float32)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best, best_state, bad = -1.0, None, 0
+    for _ in range(cfg.epochs):
+        net.train()
+        order = rng.permutation(len(xt))
+        for lo in range(0, len(order), cfg.batch):
+            idx = order[lo : lo + cfg.batch]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt[idx]), y[idx], pos_weight=pw, reduction="none")
+            loss = (loss * m[idx]).sum() / m[idx].sum().clamp(min=1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            lv = net(xvt).numpy()
+        f1 = macro_f1_at_half(lv, vws)
+        if f1 > best + 1e-4:
+            best, bad = f1, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, feats
+
+
+def macro_f1_at_half(logits: np.ndarray, ws: WindowSet) -> float:
+    f1s = []
+    for j in range(N):
+        rows = ws.mask[:, j] > 0
+        if not rows.any() or ws.labels[rows, j].sum() == 0:
+            continue
+        p, yv = logits[rows, j] >= 0, ws.labels[rows, j] > 0
+        tp, fp, fn = (p & yv).sum(), (p & ~yv).sum(), (~p & yv).sum()
+        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return float(np.mean(f1s))
+
+
+# --------------------------------------------------------------------------- judging
+def synthetic(valid: Scored, test: Scored, cal: CalibrationConfig, base: PolicyConfig) -> tuple[Any, dict[str, Any]]:
+    c = calibrate(valid, base, cal, None)
+    tprob = calibrated(test.logits, c.temperatures)
+    scores = conversation_scores(test.convs, test.ws, tprob)
+    replay = conversation_metrics(test.convs, replay_all(c.policy, test.convs, scores))
+    ov = replay["overall"]
+    per = replay["per_category"]
+    out = {
+        "thresholds": {k: round(v, 3) for k, v in c.policy.thresholds.items()},
+        "ftr": ov["false_termination_rate"],
+        "false_terminations": ov["false_terminations"],
+        "recall": ov["termination_recall"],
+        "terminated": ov["terminated"],
+        "should_end": ov["should_end"],
+        "early": ov["early_terminations"],
+        "self_harm_ended": replay["self_harm_ended"],
+        "recall_by_category": {k: v.get("termination_recall") for k, v in per.items() if v.get("termination_recall") is not None},
+    }
+    return c, out
+
+
+def real_text(score_turns, policy: PolicyConfig, datasets: Path, contrast: Path, abuse_threshold: float) -> dict[str, Any]:
+    sets = [
+        topical_chat(datasets / "topical_chat", ("test_freq", "test_rare")),
+        convabuse_chains(datasets / "convabuse", abusive=True),
+        convabuse_chains(datasets / "convabuse", abusive=False),
+        *contrast_sets(contrast),
+    ]
+    res = judge(sets, score_turns, policy)
+    return {k: {kk: v[kk] for kk in ("conversations", "ended", "ended_share", "end_reasons", "wrong_examples") if kk in v} for k, v in res.items()}
+
+
+def convabuse_zero_shot(score_turns, datasets: Path, threshold: float) -> dict[str, Any]:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from pipeline.data.sources.convabuse import read_convabuse
+
+    rows = [r for r in read_convabuse(datasets / "convabuse", ("valid",)) if r["meta"]["labelled_turns"]]
+    convs = [[(t["role"], t["text"]) for t in r["turns"][: r["meta"]["labelled_turns"][0] + 1]] for r in rows]
+    y = np.array([r["category"] == "abuse" for r in rows])
+    p = np.array([s[-1].get("abuse", 0.0) for s in score_turns(convs)])
+    best = max((f1_score(y, p >= t, average="macro"), t) for t in np.linspace(0.02, 0.98, 49))
+    return {
+        "rows": int(len(y)),
+        "macro_f1_at_policy_threshold": round(float(f1_score(y, p >= threshold, average="macro")), 4),
+        "best_macro_f1": round(float(best[0]), 4),
+        "best_threshold": round(float(best[1]), 3),
+        "roc_auc": round(float(roc_auc_score(y, p)), 4),
+    }
+
+
+def contrast_turns(score_turns, contrast: Path, thresholds: dict[str, float]) -> dict[str, Any]:
+    from pipeline.evaluation.transfer import load_contrast
+
+    out = {}
+    for label, cats in load_contrast(contrast).items():
+        pairs = [p for ps in cats.values() for p in ps]
+        texts = [s for s, _ in pairs] + [u for _, u in pairs]
+        y = np.array([0] * len(pairs) + [1] * len(pairs))
+        p = np.array([s[0].get(label, 0.0) for s in score_turns([[("user", t)] for t in texts])])
+        pred = p >= thresholds[label]
+        tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
+        from sklearn.metrics import roc_auc_score
+
+        out[label] = {
+            "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4),
+            "fpr_safe": round(fp / len(pairs), 4),
+            "recall_unsafe": round(tp / len(pairs), 4),
+            "roc_auc": round(float(roc_auc_score(y, p)), 4),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- scorers
+def frozen_scorer(net, feats, emb: Embedder, temps: dict[str, float]):
+    import torch
+
+    from serving.calibration import scores_dicts, temperature_vector
+    from serving.labels import role_scores
+
+    tv = temperature_vector(temps)
+
+    def score(convs):
+        flat = [(ci, ti, r, t) for ci, c in enumerate(convs) for ti, (r, t) in enumerate(c)]
+        x = emb([t for *_, t in flat])
+        fake = WindowSet(roles=[r for _, _, r, _ in flat])
+        with torch.no_grad():
+            logits = net(feats(x, fake)).numpy()
+        probs = scores_dicts(1 / (1 + np.exp(-logits / tv)))
+        out = [[{} for _ in c] for c in convs]
+        for (ci, ti, r, _), d in zip(flat, probs, strict=True):
+            out[ci][ti] = role_scores(r, d)
+        return out
+
+    return score
+
+
+def bundle_scorer(bundle: str):
+    from serving.guard import Guard
+
+    guard = Guard.load(bundle)
+
+    def score(convs):
+        decisions = guard.assess_many([(None, c) for c in convs])
+        return [[t.scores or {} for t in d.turns] for d in decisions]
+
+    return guard, score
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--splits", default="data/splits")
+    ap.add_argument("--datasets", default="../shared/datasets")
+    ap.add_argument("--contrast", default="data/probes/contrast.yaml")
+    ap.add_argument("--variant", choices=("bundle", "frozen"), default="frozen")
+    ap.add_argument("--bundle", default="models/bundle")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
+    ap.add_argument("--cache", default="/tmp/eg-embeddings.npz")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cal = section(CalibrationConfig, "policy", "calibration", "default")
+    base = section(PolicyConfig.from_dict, "policy", "policy", "default")
+    datasets, contrast = Path(args.datasets), Path(args.contrast)
+    results: dict[str, Any] = {"variant": args.variant, "runs": []}
+    if args.variant == "bundle":
+        guard, score = bundle_scorer(args.bundle)
+        run = {"real": real_text(score, guard.policy, datasets, contrast, guard.policy.thresholds["abuse"])}
+        run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, guard.policy.thresholds["abuse"])
+        run["contrast_turns"] = contrast_turns(score, contrast, guard.policy.thresholds)
+        results["runs"].append(run)
+    else:
+        emb = Embedder(Path(args.cache))
+        splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
+        sets = {n: turn_set(c) for n, c in splits.items()}
+        t0 = time.perf_counter()
+        x = {n: split_embeddings(emb, splits[n], sets[n]) for n in splits}
+        log.info("embedded %s turns in %.0fs", {n: len(v) for n, v in x.items()}, time.perf_counter() - t0)
+        for seed in args.seeds:
+            net, feats = train_head(x["train"], sets["train"], x["valid"], sets["valid"], HeadConfig(), seed)
+            import torch
+
+            with torch.no_grad():
+                logits = {n: net(feats(x[n], sets[n])).numpy() for n in ("valid", "test")}
+            valid, test = (Scored(splits[n], sets[n], logits[n]) for n in ("valid", "test"))
+            c, syn = synthetic(valid, test, cal, base)
+            score = frozen_scorer(net, feats, emb, c.temperatures)
+            run = {"seed": seed, "synthetic": syn, "real": real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"])}
+            run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
+            run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
+            results["runs"].append(run)
+            log.info("seed %d: %s", seed, json.dumps(summary(run)))
+    text = json.dumps(results, indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    for run in results["runs"]:
+        print(json.dumps(summary(run)))
+    return 0
+
+
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    if "synthetic" in run:
+        s = run["synthetic"]
+        out["syn"] = f"FTR {s['false_terminations']} recall {s['terminated']}/{s['should_end']} early {s['early']} sh {s['self_harm_ended']}"
+    out["real"] = {k: f"{v.get('ended')}/{v.get('conversations')}" for k, v in run["real"].items()}
+    out["convabuse"] = run["convabuse_zero_shot"]
+    out["contrast"] = run["contrast_turns"]
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
