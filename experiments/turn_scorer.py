@@ -285,6 +285,64 @@ def frozen_scorer(net, feats, emb: Embedder, temps: dict[str, float]):
     return score
 
 
+def torch_scorer(model, encoder, temps: dict[str, float]):
+    """Per-turn scores of a fine-tuned checkpoint, windowed by serving.window exactly as it was trained."""
+    from pipeline.model.modeling import torch_logits
+    from serving.calibration import scores_dicts, temperature_vector
+    from serving.labels import role_scores
+
+    tv = temperature_vector(temps)
+
+    def score(convs):
+        flat, windows = [], []
+        for ci, c in enumerate(convs):
+            for ti, w in enumerate(encoder.encode_conversation(c)):
+                if c[ti][0] != "system":
+                    flat.append((ci, ti, c[ti][0]))
+                    windows.append(w)
+        logits = torch_logits(model, windows, batch_size=64, pad_id=encoder.pad_id)
+        probs = scores_dicts(1 / (1 + np.exp(-logits / tv)))
+        out = [[{} for _ in c] for c in convs]
+        for (ci, ti, r), d in zip(flat, probs, strict=True):
+            out[ci][ti] = role_scores(r, d)
+        return out
+
+    return score
+
+
+def finetune_run(splits, seed: int, overrides: dict[str, Any], cal, base, datasets: Path, contrast: Path) -> dict[str, Any]:
+    """Fine-tune with the train config plus `overrides` (dotted keys), then judge like the other variants."""
+    import copy
+
+    from pipeline.common.config import load_config, typed
+    from pipeline.model.config import TrainConfig
+    from pipeline.model.modeling import predict_logits
+    from pipeline.model.training import fit
+    from pipeline.model.windows import build_windows
+    from serving.window import WindowEncoder
+
+    raw = copy.deepcopy(load_config("train", "default"))
+    for key, value in {**overrides, "optim.seed": seed}.items():
+        sec, _, name = key.partition(".")
+        raw[sec][name] = value
+    cfg = typed(TrainConfig, raw, "train")
+    t0 = time.perf_counter()
+    res = fit(splits["train"], splits["valid"], cfg, progress=False)
+    train_s = time.perf_counter() - t0
+    enc = WindowEncoder(res.tokenizer, res.spec)
+    scored = {}
+    for n in ("valid", "test"):
+        ws = build_windows(splits[n], enc, keep_unscored=True)
+        scored[n] = Scored(splits[n], ws, predict_logits(res.model, ws, pad_id=enc.pad_id))
+    c, syn = synthetic(scored["valid"], scored["test"], cal, base)
+    score = torch_scorer(res.model, enc, c.temperatures)
+    run = {"seed": seed, "overrides": overrides, "train_seconds": round(train_s), "train_windows": res.train_windows}
+    run.update(synthetic=syn, real=real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"]))
+    run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
+    run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
+    return run
+
+
 def bundle_scorer(bundle: str):
     from serving.guard import Guard
 
@@ -302,7 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="data/splits")
     ap.add_argument("--datasets", default="../shared/datasets")
     ap.add_argument("--contrast", default="data/probes/contrast.yaml")
-    ap.add_argument("--variant", choices=("bundle", "frozen"), default="frozen")
+    ap.add_argument("--variant", choices=("bundle", "frozen", "finetune"), default="frozen")
+    ap.add_argument("--set", nargs="*", default=[], help="finetune: train-config overrides, section.key=yaml-value")
     ap.add_argument("--bundle", default="models/bundle")
     ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     ap.add_argument("--cache", default="/tmp/eg-embeddings.npz")
@@ -319,6 +378,17 @@ def main(argv=None) -> int:
         run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, guard.policy.thresholds["abuse"])
         run["contrast_turns"] = contrast_turns(score, contrast, guard.policy.thresholds)
         results["runs"].append(run)
+    elif args.variant == "finetune":
+        import yaml
+
+        overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+        splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
+        for seed in args.seeds:
+            run = finetune_run(splits, seed, overrides, cal, base, datasets, contrast)
+            results["runs"].append(run)
+            log.info("seed %d: %s", seed, json.dumps(summary(run)))
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     else:
         emb = Embedder(Path(args.cache))
         splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}

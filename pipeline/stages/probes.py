@@ -156,8 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     args = parser.parse_args(argv)
 
-    from serving.guard import Guard
     from serving.bundle import BundleError
+    from serving.guard import Guard
 
     try:
         groups = load_probes(args.probes)
