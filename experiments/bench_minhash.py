@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.dedup import (  # noqa: E402
+from pipeline.data.dedup import (  # noqa: E402
     MinHasher,
     conversation_text,
     estimated_jaccard,
@@ -76,13 +76,15 @@ def build_prepared(n: int, tmp: Path) -> Path:
 
     import yaml
 
-    from pipeline import ingest, prepare
-    from pipeline.config import CONFIG_DIR, load_config
+    from pipeline.common.config import CONFIG_DIR, load_config
+    from pipeline.stages import ingest, prepare
 
     cfg = tmp / "configs"
     shutil.copytree(CONFIG_DIR, cfg)
     data = load_config("data", "default", CONFIG_DIR)
-    data["sources"] = [{"name": "synthetic", "kind": "synthetic", "weight": 1.0, "n_conversations": n, "seed": 13}]
+    data["ingest"]["sources"] = [
+        {"name": "synthetic", "kind": "synthetic", "weight": 1.0, "n_conversations": n, "seed": 13}
+    ]
     (cfg / "data.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     (cfg / "profile.yaml").write_text("profile: default\n", encoding="utf-8")
     ingest.run(tmp / "raw.jsonl", tmp / "ingest.json", cfg, "default")
