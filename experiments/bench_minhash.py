@@ -338,6 +338,127 @@ def plant(docs: Sequence[str], n: int, rng: random.Random) -> tuple[list[str], l
 # --------------------------------------------------------------------------------------------- main
 
 
+def _time_impls(
+    docs: list[str], side: np.ndarray, impls: list[str], repeat: int, th: float, npm: int, k: int, result: dict
+) -> dict[str, np.ndarray]:
+    """Time each implementation `repeat` times on the full set; returns each one's self pairs."""
+    found_self: dict[str, np.ndarray] = {}
+    for name in impls:
+        fn = IMPLS[name]
+        runs = []
+        for _ in range(repeat):
+            gc.collect()
+            t, sp, cp = fn(docs, side, th, npm, k, 0)
+            t["total"] = sum(t.values())
+            runs.append(t)
+            print(name, {a: round(b, 2) for a, b in t.items()}, len(sp), len(cp), flush=True)
+        found_self[name] = sp
+        result["impls"][name] = {
+            "median": {a: statistics.median(r[a] for r in runs) for a in runs[0]},
+            "min": {a: min(r[a] for r in runs) for a in runs[0]},
+            "self_pairs": int(len(sp)),
+            "cross_pairs": int(len(cp)),
+        }
+    return found_self
+
+
+def _full_set_quality(
+    docs: list[str], found_self: dict[str, np.ndarray], th: float, k: int, result: dict
+) -> set[tuple[int, int]]:
+    """Exact precision of every pair found on the full set, recall against the union of the true ones; returns
+    that union of found pairs (the quality sample includes their documents)."""
+    union = set()
+    for p in found_self.values():
+        union.update(map(tuple, p.tolist()))
+    exact = {p: exact_jaccard(docs[p[0]], docs[p[1]], k) for p in union}
+    true_union = {p for p, j in exact.items() if j >= th}
+    for name, p in found_self.items():
+        s = set(map(tuple, p.tolist()))
+        tp = sum(exact[q] >= th for q in s)
+        result["impls"][name]["full_precision"] = tp / len(s) if s else float("nan")
+        result["impls"][name]["full_recall_vs_union"] = tp / len(true_union) if true_union else float("nan")
+    result["full_true_pairs_in_union"] = len(true_union)
+    return union
+
+
+def _quality_sample(
+    docs: list[str], union: set[tuple[int, int]], n_sample: int, n_planted: int
+) -> tuple[list[str], dict[tuple[int, int], str]]:
+    """(sample documents, planted pair -> kind of edit): random documents, every one any implementation paired,
+    then planted near-copies of them (seeded, so every run measures the same sample)."""
+    rng = random.Random(13)
+    idx = set(rng.sample(range(len(docs)), n_sample))
+    for p in union:
+        idx.update(p)
+    idx = sorted(idx)
+    sample = [docs[i] for i in idx]
+    copies, orig, kind = plant(sample, n_planted, rng)
+    sample += copies
+    planted_pairs = {(o, len(idx) + c): kd for c, (o, kd) in enumerate(zip(orig, kind, strict=True))}
+    return sample, planted_pairs
+
+
+def _sample_quality(
+    sample: list[str],
+    truth: dict[tuple[int, int], float],
+    planted_pairs: dict[tuple[int, int], str],
+    impls: list[str],
+    th: float,
+    npm: int,
+    k: int,
+    seeds: int,
+    result: dict,
+) -> None:
+    """Recall and precision on the sample against exact Jaccard, averaged over `seeds` MinHash seeds."""
+    sside = np.array([bool(i % 2) for i in range(len(sample))])  # side only needed by the runner's cross part
+    bins = [(th, 0.9), (0.9, 0.95), (0.95, 1.01)]
+    for name in impls:
+        rec, prec, rec_pl, bin_rec = [], [], [], {f"{a:.2f}-{min(b, 1):.2f}": [] for a, b in bins}
+        for seed in range(seeds):
+            _, sp, _ = IMPLS[name](sample, sside, th, npm, k, seed)
+            s = set(map(tuple, sp.tolist()))
+            tp = len(s & truth.keys())
+            rec.append(tp / len(truth))
+            prec.append(tp / len(s) if s else float("nan"))
+            pt = [p for p in planted_pairs if p in truth]
+            rec_pl.append(sum(p in s for p in pt) / len(pt))
+            for a, b in bins:
+                ps = [p for p, j in truth.items() if a <= j < b]
+                bin_rec[f"{a:.2f}-{min(b, 1):.2f}"].append(sum(p in s for p in ps) / len(ps) if ps else float("nan"))
+        result["impls"][name]["sample_recall"] = statistics.mean(rec)
+        result["impls"][name]["sample_precision"] = statistics.mean(prec)
+        result["impls"][name]["planted_recall"] = statistics.mean(rec_pl)
+        result["impls"][name]["recall_by_exact_j"] = {a: statistics.mean(v) for a, v in bin_rec.items()}
+        print(name, {a: v for a, v in result["impls"][name].items() if a not in ("median", "min")}, flush=True)
+    result["sample"]["true_by_exact_j"] = {
+        f"{a:.2f}-{min(b, 1):.2f}": sum(a <= j < b for j in truth.values()) for a, b in bins
+    }
+
+
+def _estimator_error(sample: list[str], impls: list[str], npm: int, k: int, seeds: int, result: dict) -> None:
+    """Estimated minus exact Jaccard over the sample's pairs with exact J >= 0.5, by shingle-set size."""
+    lo = exact_pairs(sample, 0.5, k)
+    pp = np.array(list(lo), np.int64).reshape(-1, 2)
+    jj = np.array(list(lo.values()))
+    nsh = np.array([len(set(shingles(d, k))) for d in sample])
+    small = np.maximum(nsh[pp[:, 0]], nsh[pp[:, 1]]) < npm
+    result["estimator_pairs"] = {"all": len(pp), f"both_under_{npm}_shingles": int(small.sum())}
+    for name in [n for n in SIGS if n in impls]:
+        errs = []
+        for seed in range(seeds):
+            g = SIGS[name](sample, npm, k, seed)
+            errs.append((g[pp[:, 0]] == g[pp[:, 1]]).mean(axis=1) - jj)
+        e = np.concatenate(errs)
+        sm = np.tile(small, seeds)
+        stats = lambda x: {"bias": float(x.mean()), "rmse": float(np.sqrt((x**2).mean()))}  # noqa: E731
+        result["impls"][name]["estimator"] = {
+            "all": stats(e),
+            f"under_{npm}": stats(e[sm]),
+            f"{npm}_plus": stats(e[~sm]),
+        }
+        print(name, "estimator", result["impls"][name]["estimator"], flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prepared", type=Path, default=None, help="prepare's conversations.jsonl")
@@ -368,49 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     assert (np.diff(off) == np.array([len(shingles(d, k)) for d in chk])).all(), "shingling differs"
 
     result: dict = {"n": len(docs), "threshold": th, "num_perm": npm, "shingle_size": k, "impls": {}}
-    found_self: dict[str, np.ndarray] = {}
-    for name in impls:
-        fn = IMPLS[name]
-        runs = []
-        for _ in range(args.repeat):
-            gc.collect()
-            t, sp, cp = fn(docs, side, th, npm, k, 0)
-            t["total"] = sum(t.values())
-            runs.append(t)
-            print(name, {a: round(b, 2) for a, b in t.items()}, len(sp), len(cp), flush=True)
-        found_self[name] = sp
-        result["impls"][name] = {
-            "median": {a: statistics.median(r[a] for r in runs) for a in runs[0]},
-            "min": {a: min(r[a] for r in runs) for a in runs[0]},
-            "self_pairs": int(len(sp)),
-            "cross_pairs": int(len(cp)),
-        }
-
-    # exact precision of every pair found on the full set; recall against the union of true ones
-    union = set()
-    for p in found_self.values():
-        union.update(map(tuple, p.tolist()))
-    exact = {p: exact_jaccard(docs[p[0]], docs[p[1]], k) for p in union}
-    true_union = {p for p, j in exact.items() if j >= th}
-    for name, p in found_self.items():
-        s = set(map(tuple, p.tolist()))
-        tp = sum(exact[q] >= th for q in s)
-        result["impls"][name]["full_precision"] = tp / len(s) if s else float("nan")
-        result["impls"][name]["full_recall_vs_union"] = tp / len(true_union) if true_union else float("nan")
-    result["full_true_pairs_in_union"] = len(true_union)
-
-    # quality sample: random + everything any implementation paired + planted copies
-    rng = random.Random(13)
-    idx = set(rng.sample(range(len(docs)), args.sample))
-    for p in union:
-        idx.update(p)
-    idx = sorted(idx)
-    sample = [docs[i] for i in idx]
-    copies, orig, kind = plant(sample, args.planted, rng)
-    sample += copies
-    planted_pairs = {(o, len(idx) + c): kd for c, (o, kd) in enumerate(zip(orig, kind, strict=True))}
+    found_self = _time_impls(docs, side, impls, args.repeat, th, npm, k, result)
+    union = _full_set_quality(docs, found_self, th, k, result)
+    sample, planted_pairs = _quality_sample(docs, union, args.sample, args.planted)
     truth = exact_pairs(sample, th, k)
-    sside = np.array([bool(i % 2) for i in range(len(sample))])  # side only needed by the runner's cross part
     result["sample"] = {
         "docs": len(sample),
         "true_pairs": len(truth),
@@ -418,50 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         "planted_true": sum(p in truth for p in planted_pairs),
     }
     print("sample", result["sample"], flush=True)
-    bins = [(th, 0.9), (0.9, 0.95), (0.95, 1.01)]
-    for name in impls:
-        rec, prec, rec_pl, bin_rec = [], [], [], {f"{a:.2f}-{min(b, 1):.2f}": [] for a, b in bins}
-        for seed in range(args.seeds):
-            _, sp, _ = IMPLS[name](sample, sside, th, npm, k, seed)
-            s = set(map(tuple, sp.tolist()))
-            tp = len(s & truth.keys())
-            rec.append(tp / len(truth))
-            prec.append(tp / len(s) if s else float("nan"))
-            pt = [p for p in planted_pairs if p in truth]
-            rec_pl.append(sum(p in s for p in pt) / len(pt))
-            for a, b in bins:
-                ps = [p for p, j in truth.items() if a <= j < b]
-                bin_rec[f"{a:.2f}-{min(b, 1):.2f}"].append(sum(p in s for p in ps) / len(ps) if ps else float("nan"))
-        result["impls"][name]["sample_recall"] = statistics.mean(rec)
-        result["impls"][name]["sample_precision"] = statistics.mean(prec)
-        result["impls"][name]["planted_recall"] = statistics.mean(rec_pl)
-        result["impls"][name]["recall_by_exact_j"] = {a: statistics.mean(v) for a, v in bin_rec.items()}
-        print(name, {a: v for a, v in result["impls"][name].items() if a not in ("median", "min")}, flush=True)
-    result["sample"]["true_by_exact_j"] = {
-        f"{a:.2f}-{min(b, 1):.2f}": sum(a <= j < b for j in truth.values()) for a, b in bins
-    }
-
-    # estimator error: estimated - exact Jaccard over sample pairs with exact J >= 0.5, by shingle-set size
-    lo = exact_pairs(sample, 0.5, k)
-    pp = np.array(list(lo), np.int64).reshape(-1, 2)
-    jj = np.array(list(lo.values()))
-    nsh = np.array([len(set(shingles(d, k))) for d in sample])
-    small = np.maximum(nsh[pp[:, 0]], nsh[pp[:, 1]]) < npm
-    result["estimator_pairs"] = {"all": len(pp), f"both_under_{npm}_shingles": int(small.sum())}
-    for name in [n for n in SIGS if n in impls]:
-        errs = []
-        for seed in range(args.seeds):
-            g = SIGS[name](sample, npm, k, seed)
-            errs.append((g[pp[:, 0]] == g[pp[:, 1]]).mean(axis=1) - jj)
-        e = np.concatenate(errs)
-        sm = np.tile(small, args.seeds)
-        stats = lambda x: {"bias": float(x.mean()), "rmse": float(np.sqrt((x**2).mean()))}  # noqa: E731
-        result["impls"][name]["estimator"] = {
-            "all": stats(e),
-            f"under_{npm}": stats(e[sm]),
-            f"{npm}_plus": stats(e[~sm]),
-        }
-        print(name, "estimator", result["impls"][name]["estimator"], flush=True)
+    _sample_quality(sample, truth, planted_pairs, impls, th, npm, k, args.seeds, result)
+    _estimator_error(sample, impls, npm, k, args.seeds, result)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

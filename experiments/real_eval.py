@@ -274,7 +274,8 @@ def update_zero_shot(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (a flat list of options, kept out of `main` so that main reads as the experiment's steps)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=13)
@@ -297,22 +298,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only re-measure the default model's zero-shot line in --out (after retraining the default model)",
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.zero_shot_only:
-        return update_zero_shot(args)
-    t0 = time.perf_counter()
+    return parser.parse_args(argv)
 
-    splits_dir = Path(args.splits) if args.splits else build_real_splits(Path(args.work), args.convabuse)
-    train, valid, test = (read_split(split_path(splits_dir, n)) for n in ("train", "valid", "test"))
-    log.info("ConvAbuse splits: train %d, valid %d, test %d rows", len(train), len(valid), len(test))
+
+def _real_train_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The real profile's train config with the command line's epochs and base model."""
     cfg = load_config("train", "real")
     if args.epochs:
         cfg["optim"]["epochs"] = args.epochs
     if args.base_model:
         cfg["model"]["base_model"] = args.base_model
+    return cfg
 
+
+def _run_seeds(
+    args: argparse.Namespace,
+    cfg: dict[str, Any],
+    train: list[Conversation],
+    valid: list[Conversation],
+    test: list[Conversation],
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """(seeds, their results): one fine-tune and test evaluation per seed, each logged as it finishes."""
     import torch
 
     from pipeline.model.training import num_threads
@@ -337,8 +343,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             r["seconds"],
         )
         runs.append(r)
+    return seeds, runs
 
-    # Baselines on the same halves.
+
+def _baselines(
+    cfg: dict[str, Any], train: list[Conversation], valid: list[Conversation], test: list[Conversation]
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """(profanity-check, TF-IDF + LR, abusive test turns) on the same halves as the fine-tunes."""
     from pipeline.model.modeling import resolve_base_model
     from pipeline.stages.baseline import profanity_metrics, raw_turn_texts, run_baseline
 
@@ -361,13 +372,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         pt, tws.labels[rt, ABUSE], best_macro_f1_threshold(pv, vws.labels[rv, ABUSE])
     )
     tfidf = run_baseline(train, valid, test, enc, load_config("eval", "real")["baseline"], ["abuse"])
+    return prof, tfidf, int(tws.labels[rt, ABUSE].sum())
+
+
+def _log_summary(result: Mapping[str, Any]) -> None:
+    """The experiment's one-line answer: the fine-tune's macro-F1 over seeds beside the baselines'."""
+    ms, prof = result["abuse_macro_f1"], result["profanity_check"]
+    log.info(
+        "abuse macro-F1 over %d seeds: %.4f +- %.4f (min %.4f, max %.4f); alt-profanity-check zero-shot %.4f, tuned %.4f; TF-IDF+LR %.4f",
+        len(result["seeds"]),
+        ms["mean"],
+        ms["std"],
+        ms["min"],
+        ms["max"],
+        prof["zero_shot"]["macro_f1"],
+        prof["tuned_macro_f1_on_valid"]["macro_f1"],
+        result["tfidf_lr_abuse"]["macro_f1"] if result["tfidf_lr_abuse"] else float("nan"),
+    )
+
+
+def _log_to_mlflow(args: argparse.Namespace, cfg: dict[str, Any], seeds: list[int], result: Mapping[str, Any]) -> None:
+    """An MLflow run of its own for the experiment: config, per-seed and summary metrics, the result file."""
+    from pipeline.common import tracking
+
+    ms, prof = result["abuse_macro_f1"], result["profanity_check"]
+    tags = {
+        "profile": "real",
+        "git_commit": tracking.git_commit(),
+        "base_model": cfg["model"]["base_model"],
+        "stage": "real_eval",
+    }
+    with tracking.start_or_resume_run(
+        run_name=f"real-eval-{tracking.git_commit(short=True)}", tags=tags, log_system_metrics=False
+    ):
+        from pipeline.common.config import flatten
+
+        tracking.log_params(flatten({"train": cfg, "seeds": seeds}))
+        for i, r in enumerate(result["seeds"]):
+            tracking.log_metrics(
+                {"seed.abuse_macro_f1": r["test"]["macro_f1"], "seed.abuse_f1": r["test"]["f1"]}, step=i
+            )
+        tracking.log_metrics(
+            {
+                "abuse_macro_f1.mean": ms["mean"],
+                "abuse_macro_f1.std": ms["std"],
+                "profanity_check.zero_shot.macro_f1": prof["zero_shot"]["macro_f1"],
+                "profanity_check.tuned.macro_f1": prof["tuned_macro_f1_on_valid"]["macro_f1"],
+                **(
+                    {
+                        "default_model.zero_shot.macro_f1": result["default_model_zero_shot_on_convabuse_valid"][
+                            "at_own_threshold"
+                        ]["macro_f1"]
+                    }
+                    if "default_model_zero_shot_on_convabuse_valid" in result
+                    else {}
+                ),
+            }
+        )
+        import mlflow
+
+        tracking.retry(mlflow.log_artifact, args.out, "metrics")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.zero_shot_only:
+        return update_zero_shot(args)
+    t0 = time.perf_counter()
+
+    splits_dir = Path(args.splits) if args.splits else build_real_splits(Path(args.work), args.convabuse)
+    train, valid, test = (read_split(split_path(splits_dir, n)) for n in ("train", "valid", "test"))
+    log.info("ConvAbuse splits: train %d, valid %d, test %d rows", len(train), len(valid), len(test))
+    cfg = _real_train_config(args)
+    seeds, runs = _run_seeds(args, cfg, train, valid, test)
+    prof, tfidf, test_abusive = _baselines(cfg, train, valid, test)  # on the same halves
     result: dict[str, Any] = {
-        "data": {
-            "train": len(train),
-            "valid": len(valid),
-            "test": len(test),
-            "test_abusive": int(tws.labels[rt, ABUSE].sum()),
-        },
+        "data": {"train": len(train), "valid": len(valid), "test": len(test), "test_abusive": test_abusive},
         "config": {
             "base_model": cfg["model"]["base_model"],
             "base_model_provenance": checkpoint_provenance(cfg["model"]["base_model"]),
@@ -388,60 +470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["seconds"] = time.perf_counter() - t0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-
-    ms = result["abuse_macro_f1"]
-    log.info(
-        "abuse macro-F1 over %d seeds: %.4f +- %.4f (min %.4f, max %.4f); alt-profanity-check zero-shot %.4f, tuned %.4f; TF-IDF+LR %.4f",
-        len(runs),
-        ms["mean"],
-        ms["std"],
-        ms["min"],
-        ms["max"],
-        prof["zero_shot"]["macro_f1"],
-        prof["tuned_macro_f1_on_valid"]["macro_f1"],
-        result["tfidf_lr_abuse"]["macro_f1"] if result["tfidf_lr_abuse"] else float("nan"),
-    )
+    _log_summary(result)
     if z is not None:
         _log_zero_shot(z)
     if not args.no_mlflow:
-        from pipeline.common import tracking
-
-        tags = {
-            "profile": "real",
-            "git_commit": tracking.git_commit(),
-            "base_model": cfg["model"]["base_model"],
-            "stage": "real_eval",
-        }
-        with tracking.start_or_resume_run(
-            run_name=f"real-eval-{tracking.git_commit(short=True)}", tags=tags, log_system_metrics=False
-        ):
-            from pipeline.common.config import flatten
-
-            tracking.log_params(flatten({"train": cfg, "seeds": seeds}))
-            for i, r in enumerate(runs):
-                tracking.log_metrics(
-                    {"seed.abuse_macro_f1": r["test"]["macro_f1"], "seed.abuse_f1": r["test"]["f1"]}, step=i
-                )
-            tracking.log_metrics(
-                {
-                    "abuse_macro_f1.mean": ms["mean"],
-                    "abuse_macro_f1.std": ms["std"],
-                    "profanity_check.zero_shot.macro_f1": prof["zero_shot"]["macro_f1"],
-                    "profanity_check.tuned.macro_f1": prof["tuned_macro_f1_on_valid"]["macro_f1"],
-                    **(
-                        {
-                            "default_model.zero_shot.macro_f1": result["default_model_zero_shot_on_convabuse_valid"][
-                                "at_own_threshold"
-                            ]["macro_f1"]
-                        }
-                        if "default_model_zero_shot_on_convabuse_valid" in result
-                        else {}
-                    ),
-                }
-            )
-            import mlflow
-
-            tracking.retry(mlflow.log_artifact, args.out, "metrics")
+        _log_to_mlflow(args, cfg, seeds, result)
     return 0
 
 

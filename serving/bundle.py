@@ -99,53 +99,17 @@ class BundleManifest:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = MANIFEST, digest: str | None = None) -> BundleManifest:
-        def need(key: str) -> Any:
-            if key not in d:
-                raise BundleError(f"{source}: missing key {key!r}")
-            return d[key]
-
-        version = need("format_version")
+        version = _need(d, "format_version", source)
         if version != FORMAT_VERSION:
             raise BundleError(
                 f"{source}: format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION})"
             )
-        labels = need("labels")
-        labels = tuple(labels) if isinstance(labels, list) else labels
-        if labels != MODEL_LABELS:
-            raise BundleError(f"{source}: labels {labels!r} do not match this runtime's {list(MODEL_LABELS)}")
-        files = need("files")
-        if not isinstance(files, Mapping) or not all(_is_sha256(v) for v in files.values()):
-            raise BundleError(f"{source}: 'files' must map file names to sha256 hex digests")
-        for name in files:
-            if not isinstance(name, str) or Path(name).name != name:
-                raise BundleError(f"{source}: file name {name!r} must not contain a path")
-        try:
-            window = WindowSpec.from_dict(need("window"))
-            policy_d = dict(need("policy"))
-            # `thresholds` is written twice (top level for people, inside policy for the code): they must agree.
-            top = d.get("thresholds")
-            if top is not None and {k: float(v) for k, v in top.items()} != {
-                k: float(v) for k, v in policy_d.get("thresholds", {}).items()
-            }:
-                raise BundleError(f"{source}: top-level thresholds differ from policy.thresholds")
-            policy = PolicyConfig.from_dict(policy_d)
-        except (TypeError, ValueError) as exc:
-            raise BundleError(f"{source}: {exc}") from None
-        rescore = None
-        if d.get("rescore") is not None:
-            try:
-                rescore = RescoreConfig.from_dict(d["rescore"])
-            except ValueError as exc:
-                raise BundleError(f"{source}: {exc}") from None
-            if rescore.model not in files:
-                raise BundleError(f"{source}: rescore.model {rescore.model!r} is not a file of this bundle")
+        labels = _parse_labels(_need(d, "labels", source), source)
+        files = _parse_files(_need(d, "files", source), source)
+        window, policy = _parse_window_and_policy(d, source)
+        rescore = _parse_rescore(d.get("rescore"), files, source)
         disabled = _parse_session(d.get("session"), source)
-        temps = dict(d.get("temperatures") or {})
-        for name, t in temps.items():
-            if name not in MODEL_LABELS:
-                raise BundleError(f"{source}: temperature for unknown label {name!r}")
-            if not isinstance(t, int | float) or not t > 0:
-                raise BundleError(f"{source}: temperature for {name} must be > 0, got {t!r}")
+        temps = _parse_temperatures(d.get("temperatures"), source)
         return cls(
             labels=labels,
             window=window,
@@ -162,6 +126,72 @@ class BundleManifest:
             disabled_optimizers=disabled,
             digest=digest,
         )
+
+
+def _need(d: Mapping[str, Any], key: str, source: str) -> Any:
+    """`d[key]`, or a BundleError naming the missing key (a required field of bundle.json)."""
+    if key not in d:
+        raise BundleError(f"{source}: missing key {key!r}")
+    return d[key]
+
+
+def _parse_labels(labels: Any, source: str) -> tuple[str, ...]:
+    """`labels`: must be exactly this runtime's MODEL_LABELS (the model's outputs mean them, in that order)."""
+    labels = tuple(labels) if isinstance(labels, list) else labels
+    if labels != MODEL_LABELS:
+        raise BundleError(f"{source}: labels {labels!r} do not match this runtime's {list(MODEL_LABELS)}")
+    return labels
+
+
+def _parse_files(files: Any, source: str) -> Mapping[str, str]:
+    """`files`: bare file names (nothing outside the bundle folder) mapped to sha256 hex digests."""
+    if not isinstance(files, Mapping) or not all(_is_sha256(v) for v in files.values()):
+        raise BundleError(f"{source}: 'files' must map file names to sha256 hex digests")
+    for name in files:
+        if not isinstance(name, str) or Path(name).name != name:
+            raise BundleError(f"{source}: file name {name!r} must not contain a path")
+    return files
+
+
+def _parse_window_and_policy(d: Mapping[str, Any], source: str) -> tuple[WindowSpec, PolicyConfig]:
+    """`window` and `policy`, their own validation errors reported as BundleErrors naming the source."""
+    try:
+        window = WindowSpec.from_dict(_need(d, "window", source))
+        policy_d = dict(_need(d, "policy", source))
+        # `thresholds` is written twice (top level for people, inside policy for the code): they must agree.
+        top = d.get("thresholds")
+        if top is not None and {k: float(v) for k, v in top.items()} != {
+            k: float(v) for k, v in policy_d.get("thresholds", {}).items()
+        }:
+            raise BundleError(f"{source}: top-level thresholds differ from policy.thresholds")
+        policy = PolicyConfig.from_dict(policy_d)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{source}: {exc}") from None
+    return window, policy
+
+
+def _parse_rescore(raw: Any, files: Mapping[str, str], source: str) -> RescoreConfig | None:
+    """`rescore` (optional): its model must be one of the bundle's files, so that it is hash-verified too."""
+    if raw is None:
+        return None
+    try:
+        rescore = RescoreConfig.from_dict(raw)
+    except ValueError as exc:
+        raise BundleError(f"{source}: {exc}") from None
+    if rescore.model not in files:
+        raise BundleError(f"{source}: rescore.model {rescore.model!r} is not a file of this bundle")
+    return rescore
+
+
+def _parse_temperatures(raw: Any, source: str) -> dict[str, float]:
+    """`temperatures` (optional, 1.0 for a label left out): positive numbers for known labels only."""
+    temps = dict(raw or {})
+    for name, t in temps.items():
+        if name not in MODEL_LABELS:
+            raise BundleError(f"{source}: temperature for unknown label {name!r}")
+        if not isinstance(t, int | float) or not t > 0:
+            raise BundleError(f"{source}: temperature for {name} must be > 0, got {t!r}")
+    return temps
 
 
 def _parse_session(raw: Any, source: str) -> tuple[str, ...]:
@@ -236,7 +266,9 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True, expected_diges
     if not bundle_dir.is_dir():
         raise BundleError(f"{bundle_dir}: bundle directory not found")
     if not path.is_file():
-        raise BundleError(f"{path}: not found (is {bundle_dir} a bundle written by `python -m pipeline.stages.export`?)")
+        raise BundleError(
+            f"{path}: not found (is {bundle_dir} a bundle written by `python -m pipeline.stages.export`?)"
+        )
     try:
         data = path.read_bytes()
         raw = json.loads(data.decode("utf-8"))

@@ -65,6 +65,37 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="scoring", unit="conv", file=sys.stderr, dynamic_ncols=True)
 
 
+def _count_lines(src: Path) -> int:
+    """Non-blank lines of the input: the progress bar's total (each becomes one output line)."""
+    with src.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _flush_pending(
+    guard: Any, pending: list[Conversation | LineProblem], out: TextIO, counts: dict[str, int], bar: Any
+) -> None:
+    """Score the pending conversations in one batch and write every pending line's record, in input order."""
+    convs = [p for p in pending if isinstance(p, Conversation)]
+    try:
+        decisions = iter(guard.assess_many([(c.id, c.turns) for c in convs]))
+    except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
+        log.exception("scoring %d conversations failed; writing them as continue/degraded", len(convs))
+        decisions = iter(failed_decisions(convs, f"{type(exc).__name__}: {exc}"))
+    for item in pending:
+        if isinstance(item, LineProblem):
+            record = error_record(item)
+            counts["invalid"] += 1
+        else:
+            record = next(decisions).to_record()
+            counts["scored"] += 1
+            counts["ended"] += record["decision"] == END
+            counts["degraded"] += bool(record["degraded"])
+        out.write(dumps_json(record) + "\n")
+    if bar is not None:
+        bar.update(len(pending))
+    pending.clear()
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from serving.guard import Guard
 
@@ -79,43 +110,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not src.is_file():
         print(f"error: {src}: input file not found", file=sys.stderr)
         return 2
-    with src.open("rb") as fh:
-        total = sum(1 for line in fh if line.strip())
-    bar = _progress(total, not args.no_progress)
+    bar = _progress(_count_lines(src), not args.no_progress)
     counts = {"lines": 0, "scored": 0, "invalid": 0, "ended": 0, "degraded": 0}
     out: TextIO = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
         pending: list[Conversation | LineProblem] = []
-
-        def flush() -> None:
-            convs = [p for p in pending if isinstance(p, Conversation)]
-            try:
-                decisions = iter(guard.assess_many([(c.id, c.turns) for c in convs]))
-            except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
-                log.exception("scoring %d conversations failed; writing them as continue/degraded", len(convs))
-                decisions = iter(failed_decisions(convs, f"{type(exc).__name__}: {exc}"))
-            for item in pending:
-                if isinstance(item, LineProblem):
-                    record = error_record(item)
-                    counts["invalid"] += 1
-                else:
-                    record = next(decisions).to_record()
-                    counts["scored"] += 1
-                    counts["ended"] += record["decision"] == END
-                    counts["degraded"] += bool(record["degraded"])
-                out.write(dumps_json(record) + "\n")
-            if bar is not None:
-                bar.update(len(pending))
-            pending.clear()
-
         for item in read_jsonl(src):
             counts["lines"] += 1
             if isinstance(item, LineProblem):
                 print(f"invalid: {item}", file=sys.stderr)
             pending.append(item)
             if len(pending) >= args.chunk:
-                flush()
-        flush()
+                _flush_pending(guard, pending, out, counts, bar)
+        _flush_pending(guard, pending, out, counts, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -408,13 +408,38 @@ class Guard:
         `checkpoint()` before each chunk but the first: whatever it raises stops the work there (a server uses it
         to stop scoring for a client that has gone, or past a deadline, and to let waiting requests in).
         """
+        prepared = self._prepare(conversations)
+        # 1. validate and tokenise every turn (one batched tokenizer call), degrading bad turns
+        flat, where, roles, problems = self._coerce_turns(prepared)
+        ids_by_turn = self._tokenize_many(flat, where, problems)
+        # 2. assemble windows exactly as observe would (serving.window's one path)
+        windows, window_roles, window_of = self._assemble_windows(prepared, ids_by_turn, roles)
+        # 3. score in chunks (progress per chunk; `checkpoint` may stop the work or let others in between chunks)
+        rows = self._score_chunks(windows, window_roles, progress, checkpoint)
+        # 4. step the policy per conversation
+        return self._decide_all(prepared, roles, problems, window_of, rows)
+
+    @staticmethod
+    def _prepare(conversations: Iterable[tuple[str | None, Iterable[Any]]]) -> list[tuple[str | None, list[Any]]]:
+        """Each conversation's turns as a list, refusing a call whose `turns` is not a list of turns up front."""
         prepared = []
         for conv_id, turns in conversations:
             if isinstance(turns, str | bytes | Mapping) or not isinstance(turns, Iterable):
                 raise GuardInputError(f"turns must be a list of turns, got {type(turns).__name__}")
             prepared.append((conv_id, list(turns)))
+        return prepared
 
-        # 1. validate and tokenise every turn (one batched tokenizer call), degrading bad turns
+    @staticmethod
+    def _coerce_turns(
+        prepared: list[tuple[str | None, list[Any]]],
+    ) -> tuple[
+        list[tuple[str, str]],
+        list[tuple[int, int]],
+        dict[tuple[int, int], str],
+        dict[tuple[int, int], tuple[Any, str, str]],
+    ]:
+        """(valid (role, text) pairs, their (conversation, turn) keys, role per key, problem per bad turn): one
+        flat list, so that every conversation's turns go through one batched tokenizer call."""
         flat: list[tuple[str, str]] = []
         where: list[tuple[int, int]] = []
         roles: dict[tuple[int, int], str] = {}
@@ -428,9 +453,16 @@ class Guard:
                     roles[(c, t)] = role_text[0]
                 except ValueError as exc:
                     problems[(c, t)] = (_raw_role(turn), "input", str(exc))
-        ids_by_turn = self._tokenize_many(flat, where, problems)
+        return flat, where, roles, problems
 
-        # 2. assemble windows exactly as observe would (serving.window's one path)
+    def _assemble_windows(
+        self,
+        prepared: list[tuple[str | None, list[Any]]],
+        ids_by_turn: dict[tuple[int, int], list[int]],
+        roles: dict[tuple[int, int], str],
+    ) -> tuple[list[tuple[list[int], list[int]]], list[str], dict[tuple[int, int], int]]:
+        """(windows to score, the scored turn's role per window, window index per (conversation, turn)): the
+        windows of all conversations in one list, so that they share model batches."""
         windows: list[tuple[list[int], list[int]]] = []
         window_roles: list[str] = []
         window_of: dict[tuple[int, int], int] = {}
@@ -443,8 +475,16 @@ class Guard:
                     window_of[key] = len(windows)
                     windows.append(window)
                     window_roles.append(role)
+        return windows, window_roles, window_of
 
-        # 3. score in chunks (progress per chunk; `checkpoint` may stop the work or let others in between chunks)
+    def _score_chunks(
+        self,
+        windows: list[tuple[list[int], list[int]]],
+        window_roles: list[str],
+        progress: Callable[[int], None] | None,
+        checkpoint: Callable[[], None] | None,
+    ) -> list[np.ndarray | str]:
+        """`score_windows` chunk by chunk: the points where `assess_many` reports progress and may be stopped."""
         rows: list[np.ndarray | str] = []
         chunk = self.batch_size * CHUNK_BATCHES  # windows; batches within a chunk may be smaller (token cap)
         for lo in range(0, len(windows), chunk):
@@ -453,8 +493,17 @@ class Guard:
             rows.extend(self.score_windows(windows[lo : lo + chunk], window_roles[lo : lo + chunk]))
             if progress is not None:
                 progress(min(chunk, len(windows) - lo))
+        return rows
 
-        # 4. step the policy per conversation
+    def _decide_all(
+        self,
+        prepared: list[tuple[str | None, list[Any]]],
+        roles: dict[tuple[int, int], str],
+        problems: dict[tuple[int, int], tuple[Any, str, str]],
+        window_of: dict[tuple[int, int], int],
+        rows: list[np.ndarray | str],
+    ) -> list[Decision]:
+        """Step the policy through each conversation's scored turns, as `observe` would have live."""
         out = []
         for c, (conv_id, turns) in enumerate(prepared):
             pstate = PolicyState()

@@ -43,25 +43,25 @@ def calibration_report(logits: np.ndarray, ws: WindowSet, temps: Mapping[str, fl
     return out
 
 
-def worst_errors(
-    conversations: Sequence[Conversation],
-    ws: WindowSet,
-    probs: np.ndarray,
-    thresholds: Mapping[str, float],
-    replay_rows: Sequence[Mapping[str, Any]],
-    limit: int,
+def _conversation_error_kind(r: Mapping[str, Any]) -> str | None:
+    """The conversation-level mistake a replay row shows, if any (a false end first, then a miss, then early)."""
+    if r["ended"] and not r["should_end"]:
+        return "false_termination"
+    if r["should_end"] and not r["ended"]:
+        return "missed_termination"
+    if r["lateness"] is not None and r["lateness"] < 0:
+        return "early_termination"
+    return None
+
+
+def _conversation_errors(
+    conversations: Sequence[Conversation], replay_rows: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Conversation-level mistakes first (early/false ends, missed ends), then the most confident turn errors."""
+    """One row per conversation the policy got wrong, at the turn it ended (or should have)."""
     out: list[dict[str, Any]] = []
     by_id = {c.id: c for c in conversations}
     for r in replay_rows:
-        kind = None
-        if r["ended"] and not r["should_end"]:
-            kind = "false_termination"
-        elif r["should_end"] and not r["ended"]:
-            kind = "missed_termination"
-        elif r["lateness"] is not None and r["lateness"] < 0:
-            kind = "early_termination"
+        kind = _conversation_error_kind(r)
         if kind:
             c = by_id[r["id"]]
             t = r["end_turn"] if r["end_turn"] is not None else r["end_at"]
@@ -78,14 +78,23 @@ def worst_errors(
                     "text": c.turns[t].text[:200] if t is not None else "",
                 }
             )
-    # Worst first (false and early ends before misses), and at most half the table: turn errors explain them.
-    rank = {"false_termination": 0, "early_termination": 1, "missed_termination": 2}
-    out = sorted(out, key=lambda r: rank[r["kind"]])[: max(1, limit // 2)] if limit else out
+    return out
+
+
+def _turn_errors(
+    conversations: Sequence[Conversation],
+    ws: WindowSet,
+    probs: np.ndarray,
+    thresholds: Mapping[str, float],
+    count: int,
+) -> list[dict[str, Any]]:
+    """The `count` most confident wrong (turn, label) calls at the thresholds, most confident first."""
+    out: list[dict[str, Any]] = []
     err = np.where(ws.mask > 0, np.abs(probs - ws.labels), 0.0)
     thr = np.array([thresholds.get(n, 0.5) for n in MODEL_LABELS])
     wrong = (ws.mask > 0) & ((probs >= thr) != (ws.labels > 0.5))
     flat = np.argsort(-(err * wrong), axis=None)
-    for k in flat[: max(0, limit - len(out))]:
+    for k in flat[: max(0, count)]:
         i, j = np.unravel_index(k, err.shape)
         if not wrong[i, j]:
             break
@@ -104,6 +113,23 @@ def worst_errors(
                 "text": c.turns[t].text[:200],
             }
         )
+    return out
+
+
+def worst_errors(
+    conversations: Sequence[Conversation],
+    ws: WindowSet,
+    probs: np.ndarray,
+    thresholds: Mapping[str, float],
+    replay_rows: Sequence[Mapping[str, Any]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Conversation-level mistakes first (early/false ends, missed ends), then the most confident turn errors."""
+    out = _conversation_errors(conversations, replay_rows)
+    # Worst first (false and early ends before misses), and at most half the table: turn errors explain them.
+    rank = {"false_termination": 0, "early_termination": 1, "missed_termination": 2}
+    out = sorted(out, key=lambda r: rank[r["kind"]])[: max(1, limit // 2)] if limit else out
+    out += _turn_errors(conversations, ws, probs, thresholds, limit - len(out))
     return out[:limit] if limit else out
 
 

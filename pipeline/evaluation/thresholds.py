@@ -186,6 +186,56 @@ def veto_threshold(
     return min(cap, safe_max, max(start, margin * safe_max)), safe_max
 
 
+def _search_coords(tuned: Sequence[Any]) -> list[tuple[str, ...]]:
+    """The search's coordinates: each tuned entry as a tuple of labels (a list entry is searched jointly)."""
+    # An entry may be a list of labels searched jointly (harmful_request and abuse both feed `flagged`:
+    # moving one at a time gets stuck).
+    return [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
+
+
+def _unavoidable_false_terminations(
+    base: PolicyConfig,
+    conversations: Sequence[Conversation],
+    scores: Sequence[Sequence[Mapping[str, float]]],
+    current: Mapping[str, float],
+    coords: Sequence[tuple[str, ...]],
+    top: float,
+) -> ReplaySummary:
+    """The replay with every searched label but the veto at the top of the grid: its false terminations are a
+    floor that no threshold on the grid prevents (a benign opener scored 1.0 end_request).
+
+    The FTR target applies on top of that floor. Demanding the impossible made every option infeasible, and the
+    search then only minimised false terminations at any cost in recall (valid recall fell to 0.15)."""
+    strict = {**current, **{n: top for names in coords for n in names if n != "self_harm_risk"}}
+    return summarise_replay(base.with_thresholds(strict), conversations, scores)
+
+
+def _best_combo(
+    base: PolicyConfig,
+    conversations: Sequence[Conversation],
+    scores: Sequence[Sequence[Mapping[str, float]]],
+    current: Mapping[str, float],
+    names: tuple[str, ...],
+    grid: Sequence[float],
+    budget: float,
+    early_cost: float,
+) -> tuple[tuple[float, ...], ReplaySummary] | None:
+    """The best values for `names` (the others held at `current`), or None when the current ones stay."""
+    now = tuple(current[n] for n in names)
+    results = []
+    for combo in itertools.product(*(sorted(set(grid) | {current[n]}) for n in names)):
+        s = summarise_replay(
+            base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
+        )
+        results.append((combo, s, _key(s, budget, early_cost)))
+    top = max(r[2] for r in results)
+    plateau = [r for r in results if r[2] == top]
+    if len(plateau) == 1 and plateau[0][0] == now:
+        return None
+    combo, s, _ = plateau[len(plateau) // 2]  # ties: the middle of the plateau (robust)
+    return None if combo == now else (combo, s)
+
+
 def tune_policy_thresholds(
     base: PolicyConfig,
     conversations: Sequence[Conversation],
@@ -197,22 +247,14 @@ def tune_policy_thresholds(
 
     Returns (thresholds, the valid replay summary at them, the search trace).
     """
-    target = cal.target_false_termination_rate
     grid = sorted(cal.grid)
     joint_grid = sorted(cal.joint_grid)
-    tuned = cal.tuned_labels
-    # An entry may be a list of labels searched jointly (harmful_request and abuse both feed `flagged`:
-    # moving one at a time gets stuck).
-    coords = [tuple(t) if isinstance(t, list | tuple) else (t,) for t in tuned]
+    coords = _search_coords(cal.tuned_labels)
     current = {name: float(start.get(name, 0.5)) for name in MODEL_LABELS}
     sh_start = current["self_harm_risk"]
-    # False terminations that no threshold on the grid prevents (a benign opener scored 1.0 end_request) are
-    # a floor; the target applies on top of it. Demanding the impossible made every option infeasible, and the
-    # search then only minimised false terminations at any cost in recall (valid recall fell to 0.15).
-    top = max([*grid, *joint_grid])
-    strict = {**current, **{n: top for names in coords for n in names if n != "self_harm_risk"}}
-    floor = summarise_replay(base.with_thresholds(strict), conversations, scores)
-    budget = target + floor.ftr
+    # The target applies on top of the false terminations no threshold prevents (see the helper for why).
+    floor = _unavoidable_false_terminations(base, conversations, scores, current, coords, max([*grid, *joint_grid]))
+    budget = cal.target_false_termination_rate + floor.ftr
     best = summarise_replay(base.with_thresholds(current), conversations, scores)
     trace: list[dict[str, Any]] = [
         {
@@ -223,48 +265,26 @@ def tune_policy_thresholds(
             **best.to_dict(),
         }
     ]
-
-    early_cost = cal.early_end_cost
-
-    def options(name: str, joint: bool) -> list[float]:
-        return sorted(set(joint_grid if joint else grid) | {current[name]})
-
     for p in range(1, cal.search_passes + 1):
         changed = False
         for names in coords:
-            now = tuple(current[n] for n in names)
             if names == ("self_harm_risk",):  # not searched for utility: set by its safety rule
                 value, safe_max = veto_threshold(base, conversations, scores, current, sh_start, grid, cal)
-                if value != now[0]:
-                    changed = True
-                    current["self_harm_risk"] = value
-                    best = summarise_replay(base.with_thresholds(current), conversations, scores)
-                    trace.append(
-                        {
-                            "pass": p,
-                            "label": "self_harm_risk",
-                            "valid_safe_max": safe_max,
-                            "thresholds": dict(current),
-                            **best.to_dict(),
-                        }
-                    )
-                continue
-            results = []
-            for combo in itertools.product(*(options(n, len(names) > 1) for n in names)):
-                s = summarise_replay(
-                    base.with_thresholds({**current, **dict(zip(names, combo, strict=True))}), conversations, scores
-                )
-                results.append((combo, s, _key(s, budget, early_cost)))
-            top = max(r[2] for r in results)
-            plateau = [r for r in results if r[2] == top]
-            if len(plateau) == 1 and plateau[0][0] == now:
-                continue
-            combo, s, _ = plateau[len(plateau) // 2]  # ties: the middle of the plateau (robust)
-            if combo != now:
-                changed = True
+                if value == current["self_harm_risk"]:
+                    continue
+                current["self_harm_risk"] = value
+                best = summarise_replay(base.with_thresholds(current), conversations, scores)
+                step = {"pass": p, "label": "self_harm_risk", "valid_safe_max": safe_max}
+            else:
+                names_grid = joint_grid if len(names) > 1 else grid
+                found = _best_combo(base, conversations, scores, current, names, names_grid, budget, cal.early_end_cost)
+                if found is None:
+                    continue
+                combo, best = found
                 current.update(dict(zip(names, combo, strict=True)))
-                best = s
-                trace.append({"pass": p, "label": "+".join(names), "thresholds": dict(current), **best.to_dict()})
+                step = {"pass": p, "label": "+".join(names)}
+            changed = True
+            trace.append({**step, "thresholds": dict(current), **best.to_dict()})
         if not changed:
             break
     return current, best, trace

@@ -187,31 +187,22 @@ def ratios(result: dict[str, Any], baseline: str = "torch_eager") -> dict[str, A
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.stages.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", default="models/checkpoint")
-    p.add_argument("--bundle", default="models/bundle")
-    p.add_argument("--output", default="metrics/bench.json")
-    p.add_argument("--config-dir", default="configs")
-    p.add_argument("--profile", default=None)
-    p.add_argument("--iterations", type=int, help="override bench.iterations")
-    p.add_argument("--cold-start-runs", type=int, help="override bench.cold_start_runs")
-    args = p.parse_args(argv)
+def _bench_config(args: argparse.Namespace) -> BenchConfig:
+    """The profile's bench config with the command line's overrides applied."""
     profile = args.profile or active_profile(Path(args.config_dir))
     cfg = section(BenchConfig, "export", "bench", profile, args.config_dir)
     if args.iterations:
         cfg = dataclasses.replace(cfg, iterations=args.iterations)
     if args.cold_start_runs is not None:
         cfg = dataclasses.replace(cfg, cold_start_runs=args.cold_start_runs)
+    return cfg
 
-    import torch
 
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    peaks_before = gemm_peak_gops()  # the roofline takes another after the latency runs (host speed drifts)
-    log.info("ONNX engines (int8, fp32) from %s", args.bundle)
-    result = sbench.run_bench(
-        args.bundle,
+def _onnx_bench(bundle: str, cfg: BenchConfig) -> dict[str, Any]:
+    """serving.bench's run of the bundle's int8 and fp32 models: the result the torch side is added to."""
+    log.info("ONNX engines (int8, fp32) from %s", bundle)
+    return sbench.run_bench(
+        bundle,
         models=("int8", "fp32"),
         token_targets=list(cfg.token_targets),
         iterations=cfg.iterations,
@@ -221,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_rounds=cfg.batch_rounds,
         cold_start_runs=cfg.cold_start_runs,
     )
+
+
+def _add_torch_eager(result: dict[str, Any], args: argparse.Namespace, cfg: BenchConfig) -> None:
+    """Time the PyTorch checkpoint beside the ONNX engines (first in `engines`), with its ratios and pairing."""
+    import torch
+
     log.info("PyTorch eager from %s", args.checkpoint)
     # The int8 model alone (re-scoring is timed apart by run_bench): torch borrows its encoder, policy and
     # temperatures, and the alternating blocks time it against torch.
@@ -232,18 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.paired_iterations > 0:
         log.info("torch eager and int8 in alternating blocks")
         result["paired_with_torch"] = paired_with_torch(scorer, guard, cfg)
-    i8 = result["engines"].get("onnx_int8")
-    result["roofline"] = roofline(
-        Path(args.bundle) / MODEL_FILES["fp32"],
-        result["windows"],
-        {t: v["p50_ms"] for t, v in i8["latency"].items()} if i8 else None,
-        peak_samples=[peaks_before],
-    )
-    result["criteria"] = criteria(result)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    result["machine"]["load_avg_1m_end"] = round(__import__("os").getloadavg()[0], 2)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    """The engines' table, the paired timings, the roofline and the criteria, for the person running the stage."""
     sbench.print_table(result, baseline="torch_eager")
     pw = result.get("paired_with_torch") or {}
     if pw:
@@ -257,6 +246,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print("\n".join(describe_roofline(result["roofline"])))
     print("criteria: " + ", ".join(f"{k}={v}" for k, v in result["criteria"].items()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline.stages.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default="models/checkpoint")
+    p.add_argument("--bundle", default="models/bundle")
+    p.add_argument("--output", default="metrics/bench.json")
+    p.add_argument("--config-dir", default="configs")
+    p.add_argument("--profile", default=None)
+    p.add_argument("--iterations", type=int, help="override bench.iterations")
+    p.add_argument("--cold-start-runs", type=int, help="override bench.cold_start_runs")
+    args = p.parse_args(argv)
+    cfg = _bench_config(args)
+
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    peaks_before = gemm_peak_gops()  # the roofline takes another after the latency runs (host speed drifts)
+    result = _onnx_bench(args.bundle, cfg)
+    _add_torch_eager(result, args, cfg)
+    i8 = result["engines"].get("onnx_int8")
+    result["roofline"] = roofline(
+        Path(args.bundle) / MODEL_FILES["fp32"],
+        result["windows"],
+        {t: v["p50_ms"] for t, v in i8["latency"].items()} if i8 else None,
+        peak_samples=[peaks_before],
+    )
+    result["criteria"] = criteria(result)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["load_avg_1m_end"] = round(__import__("os").getloadavg()[0], 2)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _print_summary(result)
     return 0
 
 

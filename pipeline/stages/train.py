@@ -24,7 +24,7 @@ from pipeline.common.cli import run_stage
 from pipeline.common.config import active_profile, flatten, load_config, typed
 from pipeline.data.split_files import read_split, split_path
 from pipeline.model.config import ModelConfig, OptimConfig, RuntimeConfig, SamplingConfig, TrainConfig, WindowConfig
-from pipeline.model.training import TrainResult, fit, init_distributed, save_checkpoint
+from pipeline.model.training import DistContext, TrainResult, fit, init_distributed, save_checkpoint
 from pipeline.model.windows import WindowSet, build_windows
 from serving.labels import MODEL_LABELS
 from serving.schema import Conversation
@@ -127,6 +127,102 @@ def log_datasets(
     tracking.retry(mlflow.log_dict, info, "train_info.json")
 
 
+def _data_version(splits: str) -> str:
+    """The DVC data version of the splits, or their content digest when DVC does not track them."""
+    from pipeline.common import tracking
+
+    data_version = tracking.data_version()
+    if data_version == "untracked":
+        data_version = "md5:" + tracking.dir_digest(splits)
+    return data_version
+
+
+def _fit_closing_run(
+    train_convs: Sequence[Conversation],
+    valid_convs: Sequence[Conversation],
+    cfg: TrainConfig,
+    ctx: DistContext,
+    run: Any,
+) -> TrainResult:
+    """`fit`, logging each check to the run and ending the run KILLED/FAILED if training does not finish."""
+    from pipeline.common import tracking
+
+    def on_epoch(row: dict[str, float]) -> None:
+        if run is not None:
+            tracking.log_metrics({k: v for k, v in row.items() if k != "check"}, step=int(row["check"]))
+
+    def on_term(signum, frame):  # `kill`/DVC interrupt: unwind so the MLflow run is closed, not left RUNNING
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        return fit(train_convs, valid_convs, cfg, ctx=ctx, on_epoch=on_epoch)
+    except BaseException as exc:
+        if run is not None:
+            import mlflow
+
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+            tracking.retry(mlflow.end_run, status=status)
+        raise
+
+
+def _train_info(
+    run: Any, cfg: TrainConfig, data_version: str, profile: str, result: TrainResult, ctx: DistContext
+) -> dict[str, Any]:
+    """The checkpoint's train_info.json (also logged to MLflow): where the weights came from."""
+    from pipeline.common import tracking
+
+    return {
+        "mlflow_run_id": run.info.run_id if run is not None else None,
+        "base_model": cfg.model.base_model,
+        "data_version": data_version,
+        "profile": profile,
+        "git_commit": tracking.git_commit(),
+        "seed": cfg.optim.seed,
+        "label_subset": cfg.model.label_subset,
+        "labels": list(MODEL_LABELS),
+        "best_epoch": result.best_epoch,
+        "train_windows": result.train_windows,
+        "world_size": ctx.world,
+    }
+
+
+def _train_metrics(result: TrainResult, ctx: DistContext, wall0: float) -> dict[str, Any]:
+    """metrics/train.json: the run's size, speed and best check (wall time counted up to this call)."""
+    return {
+        "train_windows": result.train_windows,
+        "train_windows_total": result.train_windows_total,
+        "epochs_run": math.ceil(result.history[-1]["epoch"]) if result.history else 0,
+        "valid_checks": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_valid_loss": result.best_valid_loss,
+        "samples_per_s": result.samples_per_s,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": time.perf_counter() - wall0,
+        "world_size": ctx.world,
+        "device": str(ctx.device),
+    }
+
+
+def _finish_run(
+    args: argparse.Namespace,
+    profile: str,
+    result: TrainResult,
+    valid_convs: Sequence[Conversation],
+    train_convs: Sequence[Conversation],
+    info: dict,
+    metrics: dict[str, Any],
+) -> None:
+    """Log the final numeric metrics and the datasets to the MLflow run, then end it."""
+    import mlflow
+
+    from pipeline.common import tracking
+
+    tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    log_datasets(args, profile, result, valid_convs, train_convs, info)
+    tracking.retry(mlflow.end_run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="data/splits", help="folder with train/valid parquet splits")
@@ -142,73 +238,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall0 = time.perf_counter()
     train_convs = read_split(split_path(args.splits, "train"))
     valid_convs = read_split(split_path(args.splits, "valid"))
-
-    from pipeline.common import tracking
-
-    data_version = tracking.data_version()
-    if data_version == "untracked":
-        data_version = "md5:" + tracking.dir_digest(args.splits)
+    data_version = _data_version(args.splits)
     run = (
         start_run(profile, cfg, data_version, ctx.world, str(ctx.device))
         if ctx.is_main and not args.no_mlflow
         else None
     )
-
-    def on_epoch(row: dict[str, float]) -> None:
-        if run is not None:
-            tracking.log_metrics({k: v for k, v in row.items() if k != "check"}, step=int(row["check"]))
-
-    def on_term(signum, frame):  # `kill`/DVC interrupt: unwind so the MLflow run is closed, not left RUNNING
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        result = fit(train_convs, valid_convs, cfg, ctx=ctx, on_epoch=on_epoch)
-    except BaseException as exc:
-        if run is not None:
-            import mlflow
-
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
-            tracking.retry(mlflow.end_run, status=status)
-        raise
+    result = _fit_closing_run(train_convs, valid_convs, cfg, ctx, run)
     if ctx.is_main:
-        info = {
-            "mlflow_run_id": run.info.run_id if run is not None else None,
-            "base_model": cfg.model.base_model,
-            "data_version": data_version,
-            "profile": profile,
-            "git_commit": tracking.git_commit(),
-            "seed": cfg.optim.seed,
-            "label_subset": cfg.model.label_subset,
-            "labels": list(MODEL_LABELS),
-            "best_epoch": result.best_epoch,
-            "train_windows": result.train_windows,
-            "world_size": ctx.world,
-        }
+        info = _train_info(run, cfg, data_version, profile, result, ctx)
         save_checkpoint(result, Path(args.out), info)
-        metrics = {
-            "train_windows": result.train_windows,
-            "train_windows_total": result.train_windows_total,
-            "epochs_run": math.ceil(result.history[-1]["epoch"]) if result.history else 0,
-            "valid_checks": len(result.history),
-            "best_epoch": result.best_epoch,
-            "best_valid_loss": result.best_valid_loss,
-            "samples_per_s": result.samples_per_s,
-            "train_seconds": result.train_seconds,
-            "wall_seconds": time.perf_counter() - wall0,
-            "world_size": ctx.world,
-            "device": str(ctx.device),
-        }
+        metrics = _train_metrics(result, ctx, wall0)
         write_outputs(args, result, metrics)
         log.info("saved %s (%.1f samples/s, best epoch %.2f)", args.out, result.samples_per_s, result.best_epoch)
         if run is not None:
-            import mlflow
-
-            tracking.log_metrics(
-                {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-            )
-            log_datasets(args, profile, result, valid_convs, train_convs, info)
-            tracking.retry(mlflow.end_run)
+            _finish_run(args, profile, result, valid_convs, train_convs, info, metrics)
     if ctx.world > 1:
         import torch.distributed as dist
 

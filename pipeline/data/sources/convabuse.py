@@ -24,7 +24,7 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,107 @@ def is_abusive(n_annotators: int, abusive_share: float) -> bool:
     return n_annotators > 0 and abusive_share > n_annotators / 2
 
 
+def _split_file(root: Path, split: str) -> Path:
+    """The CSV of one authors' split, refused early (ConvAbuseError) when the split is unknown or missing."""
+    if split not in FILES:
+        raise ConvAbuseError(f"unknown ConvAbuse split {split!r} (expected {', '.join(FILES)})")
+    file = root / FILES[split]
+    if not file.exists():
+        raise ConvAbuseError(f"{file}: not found")
+    return file
+
+
+def _new_split_stats() -> dict[str, Any]:
+    """The per-split counters `summarize` reports, all at zero (the keys in the order they are printed)."""
+    return {
+        "rows": 0,
+        "abusive": 0,
+        "unannotated_rows": 0,
+        "repeated_annotation_cells": 0,
+        "mangled_conv_ids": 0,
+        "empty_turn_cells": 0,
+        "rows_without_user_turn": 0,
+    }
+
+
+def _read_header(
+    reader: Iterator[list[str]], file: Path, st: dict[str, Any]
+) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+    """(column name -> index, annotator columns) from the header row; ConvAbuseError when a column is missing."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ConvAbuseError(f"{file}: empty file") from None
+    col = {name.strip(): i for i, name in reversed(list(enumerate(header)))}  # first occurrence wins
+    missing = [c for c, _ in TURN_COLUMNS if c not in col] + [c for c in ("example_id", "conv_id") if c not in col]
+    annotators = annotator_columns(header)
+    if missing or not annotators:
+        raise ConvAbuseError(f"{file}: missing column(s) {', '.join(missing) or 'AnnotatorN_is_abuse.*'}")
+    st["duplicate_header_names"] = len(header) - len(set(header))
+    return col, annotators
+
+
+def _row_turns(row: Sequence[str], col: Mapping[str, int], st: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row's non-empty turn cells as unlabelled turns, counting the empty ones."""
+    turns: list[dict[str, Any]] = []
+    for column, role in TURN_COLUMNS:
+        text = row[col[column]] if col[column] < len(row) else ""
+        if not text.strip():
+            st["empty_turn_cells"] += 1
+            continue
+        turns.append({"role": role, "text": text, "labels": []})
+    return turns
+
+
+def _row_record(
+    split: str,
+    file: Path,
+    rowno: int,
+    row: Sequence[str],
+    col: Mapping[str, int],
+    annotators: dict[int, dict[str, int]],
+    st: dict[str, Any],
+) -> dict[str, Any]:
+    """One CSV row as a conversation record, its last user turn labelled by the annotators' majority."""
+    st["rows"] += 1
+    example_id, _ = _normalise_id(row[col["example_id"]])
+    conv_id, mangled = _normalise_id(row[col["conv_id"]])
+    turns = _row_turns(row, col, st)
+    n, share, repeats = row_votes(row, annotators)
+    abusive = is_abusive(n, share)
+    st["abusive"] += abusive
+    st["unannotated_rows"] += n == 0
+    st["repeated_annotation_cells"] += repeats
+    st["mangled_conv_ids"] += mangled
+    last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=None)
+    labelled: list[int] = []
+    if last_user is not None and row[col["user"]].strip():
+        turns[last_user]["labels"] = ["abuse"] if abusive else []
+        labelled = [last_user]
+    else:
+        st["rows_without_user_turn"] += 1
+    bot_idx = col.get("bot")
+    return {
+        "id": f"{split}-{example_id}",
+        "source": "convabuse",
+        "turns": turns,
+        "end_at": None,
+        "category": "abuse" if abusive else "benign",
+        "meta": {
+            "conv_id": conv_id,
+            "conv_id_mangled": mangled,
+            "example_id": example_id,
+            "original_split": split,
+            "bot": row[bot_idx] if bot_idx is not None and bot_idx < len(row) else None,
+            "labelled_turns": labelled,
+            "annotators": n,
+            "abuse_share": round(share, 4),
+            "file": file.name,
+            "line": rowno,
+        },
+    }
+
+
 def read_convabuse(
     path: str | Path, splits: Sequence[str] = ("train", "valid"), *, stats: dict[str, Any] | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -111,80 +212,15 @@ def read_convabuse(
     """
     root = Path(path)
     for split in splits:
-        if split not in FILES:
-            raise ConvAbuseError(f"unknown ConvAbuse split {split!r} (expected {', '.join(FILES)})")
-        file = root / FILES[split]
-        if not file.exists():
-            raise ConvAbuseError(f"{file}: not found")
-        st = {
-            "rows": 0,
-            "abusive": 0,
-            "unannotated_rows": 0,
-            "repeated_annotation_cells": 0,
-            "mangled_conv_ids": 0,
-            "empty_turn_cells": 0,
-            "rows_without_user_turn": 0,
-        }
+        file = _split_file(root, split)
+        st = _new_split_stats()
         with file.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise ConvAbuseError(f"{file}: empty file") from None
-            col = {name.strip(): i for i, name in reversed(list(enumerate(header)))}  # first occurrence wins
-            missing = [c for c, _ in TURN_COLUMNS if c not in col] + [
-                c for c in ("example_id", "conv_id") if c not in col
-            ]
-            annotators = annotator_columns(header)
-            if missing or not annotators:
-                raise ConvAbuseError(f"{file}: missing column(s) {', '.join(missing) or 'AnnotatorN_is_abuse.*'}")
-            st["duplicate_header_names"] = len(header) - len(set(header))
+            col, annotators = _read_header(reader, file, st)
             for rowno, row in enumerate(reader, start=2):
                 if not any(c.strip() for c in row):
                     continue
-                st["rows"] += 1
-                example_id, _ = _normalise_id(row[col["example_id"]])
-                conv_id, mangled = _normalise_id(row[col["conv_id"]])
-                turns: list[dict[str, Any]] = []
-                for column, role in TURN_COLUMNS:
-                    text = row[col[column]] if col[column] < len(row) else ""
-                    if not text.strip():
-                        st["empty_turn_cells"] += 1
-                        continue
-                    turns.append({"role": role, "text": text, "labels": []})
-                n, share, repeats = row_votes(row, annotators)
-                abusive = is_abusive(n, share)
-                st["abusive"] += abusive
-                st["unannotated_rows"] += n == 0
-                st["repeated_annotation_cells"] += repeats
-                st["mangled_conv_ids"] += mangled
-                last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=None)
-                labelled: list[int] = []
-                if last_user is not None and row[col["user"]].strip():
-                    turns[last_user]["labels"] = ["abuse"] if abusive else []
-                    labelled = [last_user]
-                else:
-                    st["rows_without_user_turn"] += 1
-                bot_idx = col.get("bot")
-                yield {
-                    "id": f"{split}-{example_id}",
-                    "source": "convabuse",
-                    "turns": turns,
-                    "end_at": None,
-                    "category": "abuse" if abusive else "benign",
-                    "meta": {
-                        "conv_id": conv_id,
-                        "conv_id_mangled": mangled,
-                        "example_id": example_id,
-                        "original_split": split,
-                        "bot": row[bot_idx] if bot_idx is not None and bot_idx < len(row) else None,
-                        "labelled_turns": labelled,
-                        "annotators": n,
-                        "abuse_share": round(share, 4),
-                        "file": file.name,
-                        "line": rowno,
-                    },
-                }
+                yield _row_record(split, file, rowno, row, col, annotators, st)
         if stats is not None:
             stats[split] = st
 
