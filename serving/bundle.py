@@ -148,9 +148,14 @@ def _parse_files(files: Any, source: str) -> Mapping[str, str]:
     if not isinstance(files, Mapping) or not all(_is_sha256(v) for v in files.values()):
         raise BundleError(f"{source}: 'files' must map file names to sha256 hex digests")
     for name in files:
-        if not isinstance(name, str) or Path(name).name != name:
+        if not _plain_name(name):
             raise BundleError(f"{source}: file name {name!r} must not contain a path")
     return files
+
+
+def _plain_name(name: Any) -> bool:
+    """A file directly inside the bundle folder: not empty, not '.' or '..', no separator of any OS."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def _parse_window_and_policy(d: Mapping[str, Any], source: str) -> tuple[WindowSpec, PolicyConfig]:
@@ -189,8 +194,8 @@ def _parse_temperatures(raw: Any, source: str) -> dict[str, float]:
     for name, t in temps.items():
         if name not in MODEL_LABELS:
             raise BundleError(f"{source}: temperature for unknown label {name!r}")
-        if not isinstance(t, int | float) or not t > 0:
-            raise BundleError(f"{source}: temperature for {name} must be > 0, got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < float("inf"):
+            raise BundleError(f"{source}: temperature for {name} must be a finite number > 0, got {t!r}")
     return temps
 
 
@@ -281,7 +286,7 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True, expected_diges
         raise BundleError(f"{path}: must hold a JSON object")
     try:
         manifest = BundleManifest.from_dict(raw, source=str(path), digest=digest)
-    except (TypeError, AttributeError, KeyError) as exc:  # a field of the wrong shape deep inside
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:  # a field of the wrong shape
         raise BundleError(f"{path}: malformed: {type(exc).__name__}: {exc}") from None
     for name in REQUIRED_FILES:
         if name not in manifest.files:
@@ -336,7 +341,7 @@ def verify_files(bundle_dir: str | Path, manifest: BundleManifest, names: Sequen
         expected = manifest.files.get(name)
         if expected is None:
             raise BundleError(f"{bundle_dir}: {name} is not listed in {MANIFEST}")
-        if Path(name).name != name:
+        if not _plain_name(name):
             raise BundleError(f"{bundle_dir / MANIFEST}: file name {name!r} must not contain a path")
         p = bundle_dir / name
         if not p.is_file():

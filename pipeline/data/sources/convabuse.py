@@ -138,7 +138,7 @@ def _read_header(
     annotators = annotator_columns(header)
     if missing or not annotators:
         raise ConvAbuseError(f"{file}: missing column(s) {', '.join(missing) or 'AnnotatorN_is_abuse.*'}")
-    st["duplicate_header_names"] = len(header) - len(set(header))
+    st["duplicate_header_names"] = len(header) - len({name.strip() for name in header})
     return col, annotators
 
 
@@ -164,6 +164,9 @@ def _row_record(
     st: dict[str, Any],
 ) -> dict[str, Any]:
     """One CSV row as a conversation record, its last user turn labelled by the annotators' majority."""
+    short = [c for c in ("example_id", "conv_id", "user") if col[c] >= len(row)]
+    if short:  # a truncated row: a damaged file, not a record to guess at
+        raise ConvAbuseError(f"{file}:{rowno}: row has {len(row)} cells, no {', '.join(short)}")
     st["rows"] += 1
     example_id, _ = _normalise_id(row[col["example_id"]])
     conv_id, mangled = _normalise_id(row[col["conv_id"]])

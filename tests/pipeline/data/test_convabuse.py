@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.sources.convabuse import main, read_convabuse, summarize
+from pipeline.data.sources.convabuse import ConvAbuseError, main, read_convabuse, summarize
 from serving.schema import parse_conversation
 
 VOTES = ("1", "0", "-1", "-2", "-3")
@@ -100,3 +100,10 @@ def test_conv_id_normalised_and_summary(convabuse_dir: Path, capsys: pytest.Capt
 
 def test_missing_file_is_clear(tmp_path: Path) -> None:
     assert main([str(tmp_path)]) == 2
+
+
+def test_a_truncated_row_is_a_clear_error_with_its_line(convabuse_dir: Path) -> None:
+    file = convabuse_dir / "ConvAbuseEMNLPvalid.csv"
+    file.write_text(file.read_text(encoding="utf-8") + "10.0,100.0\n", encoding="utf-8")
+    with pytest.raises(ConvAbuseError, match=r"ConvAbuseEMNLPvalid.csv:3: row has 2 cells, no user"):
+        list(read_convabuse(convabuse_dir, ["valid"]))
