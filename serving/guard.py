@@ -368,7 +368,7 @@ class Guard:
             ids = self.encoder.tokenize_turn(role, text)
         except Exception as exc:  # noqa: BLE001
             state.policy.next_index += 1
-            return self._degrade(index, role, "tokenizer", exc)
+            return self._degrade(index, role, "tokenizer", f"{type(exc).__name__}: {exc}")  # as assess_many
         window = self.encoder.assemble(state.context, ids)
         state.context.append(ids)
         (row,) = self.score_windows([window], [role])

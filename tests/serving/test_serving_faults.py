@@ -85,6 +85,8 @@ def test_a_broken_tokenizer_never_ends_a_chat(broken: Guard, tmp_path: Path, mon
     monkeypatch.setattr(broken.encoder, "tokenize_turns", _raise)
     d = broken.assess(PERSISTENT)
     assert d.decision == CONTINUE and all(t.degraded for t in d.turns)
+    live = broken.observe(broken.new_conversation(), *PERSISTENT[0])
+    assert live.error == d.turns[0].error  # one message, whichever path scored it
     client = TestClient(create_app(broken, Settings(feedback_path=str(tmp_path / "fb.jsonl"))))
     r = client.post("/v1/assess", json={"turns": [{"role": "user", "text": "please end this chat"}]})
     assert r.status_code == 200 and r.json()["decision"] == CONTINUE and r.json()["degraded"] is True
