@@ -57,3 +57,12 @@ class GatesConfig:
     lateness_median_max: float
     early_terminations_max: int
     baseline_margin: float
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Real conversations the shipped bundle is judged on (pipeline/stages/transfer.py)."""
+
+    datasets: str
+    topical_splits: list[str]
+    topical_limit: int | None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from serving.policy import END, PolicyConfig, first_end, replay
@@ -68,7 +69,9 @@ def topical_chat(root: Path, splits: Sequence[str], limit: int | None = None) ->
         for cid in sorted(doc):
             content = doc[cid].get("content") or []
             for user in ("agent_1", "agent_2"):
-                turns = [("user" if m["agent"] == user else "assistant", m["message"]) for m in content if m.get("message")]
+                turns = [
+                    ("user" if m["agent"] == user else "assistant", m["message"]) for m in content if m.get("message")
+                ]
                 if turns:
                     convs.append(turns)
                     ids.append(f"{split}/{cid}/{user}-as-user")
@@ -98,7 +101,9 @@ def convabuse_chains(root: Path, abusive: bool, seed: int = 13) -> TransferSet:
     convs, ids = [], []
     for k in range(0, len(texts) - 2, 3):
         a, b, c = texts[k : k + 3]
-        convs.append([("user", a), ("assistant", DEFLECTIONS[0]), ("user", b), ("assistant", DEFLECTIONS[1]), ("user", c)])
+        convs.append(
+            [("user", a), ("assistant", DEFLECTIONS[0]), ("user", b), ("assistant", DEFLECTIONS[1]), ("user", c)]
+        )
         ids.append(f"{name}/{k // 3}")
     note = "annotators' majority abusive" if abusive else "annotators' majority not abusive"
     return TransferSet(name, abusive, convs, ids, note)
@@ -124,15 +129,36 @@ def pressed(text: str) -> Turns:
 
 def contrast_sets(path: Path) -> list[TransferSet]:
     if not path.is_file():
-        return [_missing(n, e, f"{path} not found") for n, e in (("contrast_safe_pressed", False), ("contrast_unsafe_pressed", True), ("task_commands", False))]
+        return [
+            _missing(n, e, f"{path} not found")
+            for n, e in (("contrast_safe_pressed", False), ("contrast_unsafe_pressed", True), ("task_commands", False))
+        ]
     pairs = load_contrast(path)
     harmful = [(cat, s, u) for cat, ps in pairs.get("harmful_request", {}).items() for s, u in ps]
-    safe = TransferSet("contrast_safe_pressed", False, [pressed(s) for _, s, _ in harmful], [f"safe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)], "safe look-alike, asked 3x, refused")
-    unsafe = TransferSet("contrast_unsafe_pressed", True, [pressed(u) for _, _, u in harmful], [f"unsafe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)], "unsafe twin, asked 3x, refused")
+    safe = TransferSet(
+        "contrast_safe_pressed",
+        False,
+        [pressed(s) for _, s, _ in harmful],
+        [f"safe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)],
+        "safe look-alike, asked 3x, refused",
+    )
+    unsafe = TransferSet(
+        "contrast_unsafe_pressed",
+        True,
+        [pressed(u) for _, _, u in harmful],
+        [f"unsafe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)],
+        "unsafe twin, asked 3x, refused",
+    )
     safe.tags = unsafe.tags = [{"category": c} for c, _, _ in harmful]
     ends = [(cat, s) for cat, ps in pairs.get("end_request", {}).items() for s, _ in ps]
     opener = [("user", "Can you help me tidy up this paragraph?"), ("assistant", "Sure, here's a cleaner version.")]
-    tasks = TransferSet("task_commands", False, [[*opener, ("user", s)] for _, s in ends], [f"task/{c}/{i}" for i, (c, _) in enumerate(ends)], "a command about the task, not the chat")
+    tasks = TransferSet(
+        "task_commands",
+        False,
+        [[*opener, ("user", s)] for _, s in ends],
+        [f"task/{c}/{i}" for i, (c, _) in enumerate(ends)],
+        "a command about the task, not the chat",
+    )
     tasks.tags = [{"category": c} for c, _ in ends]
     return [safe, unsafe, tasks]
 
@@ -157,7 +183,12 @@ def judge(sets: Sequence[TransferSet], score: ScoreFn, policy: PolicyConfig, kee
                 reasons[end.reason] = reasons.get(end.reason, 0) + 1
             if is_end != ts.should_end:
                 at = end.index if is_end else max(j for j, (r, _) in enumerate(turns) if r == "user")
-                row = {"id": ts.ids[i], "turn": turns[at][1][:200], "reason": end.reason if is_end else None, **(ts.tags[i] if ts.tags else {})}
+                row = {
+                    "id": ts.ids[i],
+                    "turn": turns[at][1][:200],
+                    "reason": end.reason if is_end else None,
+                    **(ts.tags[i] if ts.tags else {}),
+                }
                 wrong.append(row)
         n = len(ts.conversations)
         out[ts.name] = {
@@ -172,3 +203,92 @@ def judge(sets: Sequence[TransferSet], score: ScoreFn, policy: PolicyConfig, kee
             "wrong_examples": wrong[:keep_examples],
         }
     return out
+
+
+def guard_scorer(guard: Any) -> ScoreFn:
+    """Per-turn scores from a serving Guard (what production runs); {} for system or degraded turns."""
+
+    def score(convs: Sequence[Turns]) -> list[list[dict[str, float]]]:
+        decisions = guard.assess_many([(None, c) for c in convs])
+        return [[t.scores or {} for t in d.turns] for d in decisions]
+
+    return score
+
+
+def roc_auc(negatives: Sequence[float], positives: Sequence[float]) -> float | None:
+    """P(a positive scores above a negative), ties counting half (Mann-Whitney); None without both classes."""
+    neg, pos = np.asarray(negatives, np.float64), np.asarray(positives, np.float64)
+    if not len(neg) or not len(pos):
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def contrast_turn_metrics(
+    score: ScoreFn, pairs: dict[str, dict[str, list[tuple[str, str]]]], thresholds: dict[str, float]
+) -> dict[str, Any]:
+    """Per label of the contrast suite: each prompt scored alone, as a first user turn, at the policy threshold.
+
+    F1 over both twins (unsafe = positive), the share of safe twins flagged (FPR), of unsafe twins caught, the
+    ROC-AUC, and the safe twins scored highest (what the head misreads)."""
+    out: dict[str, Any] = {}
+    for label, cats in pairs.items():
+        flat = [(cat, s, u) for cat, ps in cats.items() for s, u in ps]
+        texts = [s for _, s, _ in flat] + [u for _, _, u in flat]
+        p = [turns[0].get(label, 0.0) for turns in score([[("user", t)] for t in texts])]
+        safe, unsafe = p[: len(flat)], p[len(flat) :]
+        th = thresholds[label]
+        tp, fp = sum(x >= th for x in unsafe), sum(x >= th for x in safe)
+        fn = len(unsafe) - tp
+        worst = sorted(zip(safe, flat, strict=True), key=lambda r: -r[0])[:10]
+        out[label] = {
+            "pairs": len(flat),
+            "threshold": th,
+            "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+            "fpr_safe": fp / len(flat) if flat else None,
+            "recall_unsafe": tp / len(flat) if flat else None,
+            "roc_auc": roc_auc(safe, unsafe),
+            "fpr_safe_by_category": {
+                c: sum(x >= th for x, (cc, _, _) in zip(safe, flat, strict=True) if cc == c) / len(ps)
+                for c, ps in cats.items()
+                if ps
+            },
+            "safe_scored_highest": [{"score": round(x, 4), "category": c, "text": s} for x, (c, s, _) in worst],
+        }
+    return out
+
+
+def convabuse_zero_shot(score: ScoreFn, root: Path, threshold: float) -> dict[str, Any]:
+    """The abuse head on ConvAbuse valid, never trained on: each row's labelled user turn scored in its context.
+
+    Macro-F1 of abusive vs not at the policy's abuse threshold and at the best threshold (an upper bound, not
+    a result), and the ROC-AUC."""
+    from pipeline.data.sources.convabuse import ConvAbuseError, read_convabuse
+
+    try:
+        rows = [r for r in read_convabuse(root, ("valid",)) if r["meta"]["labelled_turns"]]
+    except ConvAbuseError as exc:
+        return {"available": False, "why": str(exc)}
+    convs = [[(t["role"], t["text"]) for t in r["turns"][: r["meta"]["labelled_turns"][0] + 1]] for r in rows]
+    y = np.array([r["category"] == "abuse" for r in rows])
+    p = np.array([s[-1].get("abuse", 0.0) for s in score(convs)])
+
+    def macro_f1(t: float) -> float:
+        pred = p >= t
+        f = []
+        for cls_pred, cls_true in ((pred, y), (~pred, ~y)):
+            tp = int((cls_pred & cls_true).sum())
+            f.append(2 * tp / max(2 * tp + int((cls_pred & ~cls_true).sum()) + int((~cls_pred & cls_true).sum()), 1))
+        return float(np.mean(f))
+
+    best = max((macro_f1(t), float(t)) for t in np.linspace(0.02, 0.98, 49))
+    return {
+        "available": True,
+        "rows": int(len(y)),
+        "abusive": int(y.sum()),
+        "threshold": threshold,
+        "macro_f1": macro_f1(threshold),
+        "best_macro_f1": best[0],
+        "best_threshold": round(best[1], 3),
+        "roc_auc": roc_auc(p[~y], p[y]),
+    }

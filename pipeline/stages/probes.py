@@ -1,4 +1,6 @@
-"""Behavioural probes: hand-written turns, each group with the outcome the shipped scorer should give.
+"""Behavioural probes: hand-written turns, each group with the outcome the shipped scorer should give; and the
+contrast suite (data/probes/contrast.yaml: safe look-alikes beside their unsafe twins), turn-level F1, FPR on the
+safe twins and ROC-AUC of the harmful_request and end_request heads at the bundle's thresholds.
 
 Why: the template-disjoint test still shares the synthetic generator's habits, so a shortcut the generator
 teaches (a turn addressed to the assistant read as abuse) can hide inside a good test score. Probes written
@@ -25,6 +27,7 @@ from typing import Any
 import yaml
 
 from pipeline.common.cli import run_stage
+from pipeline.evaluation.transfer import contrast_turn_metrics, guard_scorer, load_contrast
 from serving.labels import LABELS_BY_ROLE, ROLES
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,10 @@ def log_to_mlflow(run_id: str, result: Mapping[str, Any], output: Path) -> None:
 
     metrics = {"probes.pass_rate": result["pass_rate"]}
     metrics.update({f"probes.{name}.pass_rate": g["pass_rate"] for name, g in result["groups"].items()})
+    for label, c in result.get("contrast", {}).items():
+        metrics.update(
+            {f"probes.contrast.{label}.{k}": c[k] for k in ("f1", "fpr_safe", "roc_auc") if c[k] is not None}
+        )
     try:
         with tracking.start_or_resume_run(run_id, log_system_metrics=False):
             tracking.log_metrics(metrics)
@@ -152,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="models/bundle")
     parser.add_argument("--probes", default="data/probes/behaviour.yaml")
+    parser.add_argument("--contrast", default="data/probes/contrast.yaml", help="safe/unsafe twin prompts")
     parser.add_argument("--output", default="metrics/probes.json")
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging (tests)")
     args = parser.parse_args(argv)
@@ -161,11 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         groups = load_probes(args.probes)
+        pairs = load_contrast(Path(args.contrast))
         guard = Guard.load(args.bundle, rescore=True)
-    except (ProbeError, BundleError, OSError) as exc:
+    except (ProbeError, BundleError, OSError, ValueError) as exc:
         print(f"probes failed: {exc}", file=sys.stderr)
         return 1
     result = run_probes(guard, groups)
+    result["contrast"] = contrast_turn_metrics(guard_scorer(guard), pairs, dict(guard.manifest.thresholds))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, g in result["groups"].items():
@@ -173,6 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for f in g["failures"][:3]:
             log.info("    %r: %s", f["text"][:60], "; ".join(f["broken"]))
     log.info("behavioural probes: %.0f %% pass (written to %s)", 100 * result["pass_rate"], args.output)
+    for label, c in result["contrast"].items():
+        log.info(
+            "contrast %-16s F1 %.3f, safe twins flagged %.1f %%, ROC-AUC %s",
+            label,
+            c["f1"],
+            100 * c["fpr_safe"],
+            c["roc_auc"],
+        )
     run_id = guard.manifest.mlflow_run_id
     if run_id and not args.no_mlflow:
         log_to_mlflow(run_id, result, Path(args.output))
