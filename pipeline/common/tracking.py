@@ -185,6 +185,20 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
         retry(mlflow.log_metrics, clean, step=step)
 
 
+def add_to_run(run_id: str, metrics: Mapping[str, float], artifact: str | Path, what: str) -> None:
+    """Log `metrics` and the `artifact` file (under metrics/) to an existing run, e.g. the one that trained the
+    bundle's model, so that a stage run after training is reviewable beside it. A store that cannot take them
+    costs a warning naming `what`, not the stage: the metrics file is the record, MLflow a view of it."""
+    import mlflow
+
+    try:
+        with start_or_resume_run(run_id, log_system_metrics=False):
+            log_metrics(metrics)
+            retry(mlflow.log_artifact, str(artifact), "metrics")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not log the %s to MLflow run %s: %s", what, run_id, exc)
+
+
 def _finite(v: Any) -> bool:
     try:
         f = float(v)

@@ -135,10 +135,7 @@ def run_probes(guard: Any, groups: Sequence[ProbeGroup]) -> dict[str, Any]:
 
 
 def log_to_mlflow(run_id: str, result: Mapping[str, Any], output: Path) -> None:
-    """Add the pass rates and the probes file to the run that trained the bundle's model (reviewable beside
-    its other metrics). A store that cannot take them costs a warning, not the stage."""
-    import mlflow
-
+    """Add the pass rates, the contrast metrics and the probes file to the run that trained the bundle's model."""
     from pipeline.common import tracking
 
     metrics = {"probes.pass_rate": result["pass_rate"]}
@@ -147,12 +144,7 @@ def log_to_mlflow(run_id: str, result: Mapping[str, Any], output: Path) -> None:
         metrics.update(
             {f"probes.contrast.{label}.{k}": c[k] for k in ("f1", "fpr_safe", "roc_auc") if c[k] is not None}
         )
-    try:
-        with tracking.start_or_resume_run(run_id, log_system_metrics=False):
-            tracking.log_metrics(metrics)
-            tracking.retry(mlflow.log_artifact, str(output), "metrics")
-    except Exception as exc:  # noqa: BLE001 - the metrics file is the record; MLflow is a view of it
-        log.warning("could not log the probes to MLflow run %s: %s", run_id, exc)
+    tracking.add_to_run(run_id, metrics, output, "probes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,18 +72,10 @@ def headline(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_to_mlflow(run_id: str, result: Mapping[str, Any], output: Path) -> None:
-    """Add the transfer results to the run that trained the bundle's model; a store that cannot take them costs
-    a warning, not the stage (the metrics file is the record)."""
-    import mlflow
-
+    """Add the headline transfer numbers and the metrics file to the run that trained the bundle's model."""
     from pipeline.common import tracking
 
-    try:
-        with tracking.start_or_resume_run(run_id, log_system_metrics=False):
-            tracking.log_metrics(headline(result))
-            tracking.retry(mlflow.log_artifact, str(output), "metrics")
-    except Exception as exc:  # noqa: BLE001
-        log.warning("could not log the transfer results to MLflow run %s: %s", run_id, exc)
+    tracking.add_to_run(run_id, headline(result), output, "transfer results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
