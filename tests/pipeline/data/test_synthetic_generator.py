@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
+import yaml
 
 from pipeline.data.sources.synthetic import MAX_TURNS, generate, generate_one
 from pipeline.data.sources.synthetic.families import BY_GROUP, FAMILIES, FAMILIES_BY_INTENT, LABEL_INTENTS, N_GROUPS
@@ -15,6 +17,7 @@ from pipeline.data.sources.synthetic.render import group_slots
 from serving.labels import CATEGORIES, NEVER_END_CATEGORIES, USER_LABELS
 from serving.policy import PolicyConfig, gold_end_at
 from serving.schema import parse_conversation
+from tests.conftest import REPO_ROOT
 
 POLICY = PolicyConfig()
 
@@ -151,3 +154,21 @@ def test_family_labels_match_roles() -> None:
 def test_rejects_negative_n() -> None:
     with pytest.raises(ValueError):
         list(generate(-1, 0, POLICY))
+
+
+def _four_grams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + 4]) for i in range(len(words) - 3)}
+
+
+def test_generator_does_not_reproduce_the_contrast_probes() -> None:
+    """The probes measure whether look-alike training generalises: no safe probe may be said whole by the generator."""
+    doc = yaml.safe_load((REPO_ROOT / "data" / "probes" / "contrast.yaml").read_text(encoding="utf-8"))
+    safe = [pair[0] for cats in doc.values() for pairs in cats.values() for pair in pairs]
+    seen: set[tuple[str, ...]] = set()
+    for rec in generate(2000, 13, POLICY):
+        for turn in rec["turns"]:
+            if turn["role"] == "user":
+                seen |= _four_grams(turn["text"])
+    reproduced = [p for p in safe if _four_grams(p) and _four_grams(p) <= seen]
+    assert len(safe) >= 150 and reproduced == []
