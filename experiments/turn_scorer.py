@@ -27,7 +27,15 @@ from pipeline.evaluation.config import CalibrationConfig
 from pipeline.evaluation.replay_metrics import conversation_metrics
 from pipeline.evaluation.report import conversation_scores
 from pipeline.evaluation.thresholds import calibrated, replay_all
-from pipeline.evaluation.transfer import contrast_sets, convabuse_chains, judge, topical_chat
+from pipeline.evaluation.transfer import (
+    contrast_sets,
+    contrast_turn_metrics,
+    convabuse_chains,
+    judge,
+    load_contrast,
+    topical_chat,
+)
+from pipeline.evaluation.transfer import convabuse_zero_shot as transfer_zero_shot
 from pipeline.model.windows import WindowSet
 from pipeline.stages.evaluate import Scored, calibrate
 from serving.labels import MODEL_LABELS, label_mask
@@ -95,7 +103,10 @@ class Embedder:
 
     def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
         keys = [self.key(t) for t in texts]
-        todo = sorted({k: clean_text(t) for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items(), key=lambda kv: len(kv[1]))
+        todo = sorted(
+            {k: clean_text(t) for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items(),
+            key=lambda kv: len(kv[1]),
+        )
         torch = self.torch
         for lo in range(0, len(todo), batch):
             part = todo[lo : lo + batch]
@@ -112,6 +123,11 @@ class Embedder:
         if todo:
             np.savez(self.cache_path, keys=np.array(list(self.cache)), vecs=np.stack(list(self.cache.values())))
         return np.stack([self.cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+
+
+def turn_set_windows(convs) -> WindowSet:
+    """The rows build_windows(keep_unscored=True) makes (every non-system turn), without tokenising."""
+    return turn_set(convs)
 
 
 def split_embeddings(emb: Embedder, convs, ws: WindowSet) -> np.ndarray:
@@ -139,14 +155,20 @@ def train_head(x: np.ndarray, ws: WindowSet, xv: np.ndarray, vws: WindowSet, cfg
     rng = np.random.default_rng(seed)
     d = x.shape[1] + 1
     net = torch.nn.Sequential(
-        torch.nn.Dropout(cfg.dropout), torch.nn.Linear(d, cfg.hidden), torch.nn.GELU(), torch.nn.Dropout(cfg.dropout), torch.nn.Linear(cfg.hidden, N)
+        torch.nn.Dropout(cfg.dropout),
+        torch.nn.Linear(d, cfg.hidden),
+        torch.nn.GELU(),
+        torch.nn.Dropout(cfg.dropout),
+        torch.nn.Linear(cfg.hidden, N),
     )
     feats = lambda e, w: torch.tensor(np.hstack([e, np.array([[r == "user"] for r in w.roles], np.float32)]))  # noqa: E731
     xt, xvt = feats(x, ws), feats(xv, vws)
     y, m = torch.tensor(ws.labels), torch.tensor(ws.mask)
     pos = (ws.labels * ws.mask).sum(0)
     neg = ((1 - ws.labels) * ws.mask).sum(0)
-    pw = torch.tensor(np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cfg.pos_weight_cap), dtype=torch.float32)
+    pw = torch.tensor(
+        np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, cfg.pos_weight_cap), dtype=torch.float32
+    )
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, bad = -1.0, None, 0
     for _ in range(cfg.epochs):
@@ -154,7 +176,9 @@ def train_head(x: np.ndarray, ws: WindowSet, xv: np.ndarray, vws: WindowSet, cfg
         order = rng.permutation(len(xt))
         for lo in range(0, len(order), cfg.batch):
             idx = order[lo : lo + cfg.batch]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt[idx]), y[idx], pos_weight=pw, reduction="none")
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                net(xt[idx]), y[idx], pos_weight=pw, reduction="none"
+            )
             loss = (loss * m[idx]).sum() / m[idx].sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
@@ -204,61 +228,54 @@ def synthetic(valid: Scored, test: Scored, cal: CalibrationConfig, base: PolicyC
         "should_end": ov["should_end"],
         "early": ov["early_terminations"],
         "self_harm_ended": replay["self_harm_ended"],
-        "recall_by_category": {k: v.get("termination_recall") for k, v in per.items() if v.get("termination_recall") is not None},
+        "recall_by_category": {
+            k: v.get("termination_recall") for k, v in per.items() if v.get("termination_recall") is not None
+        },
     }
     return c, out
 
 
-def real_text(score_turns, policy: PolicyConfig, datasets: Path, contrast: Path, abuse_threshold: float) -> dict[str, Any]:
+def topical(datasets: Path, limit: int | None):
+    """Topical-Chat test chats; with `limit`, the first limit/2 of each test split (every speaker as the user)."""
+    if not limit:
+        return topical_chat(datasets / "topical_chat", ("test_freq", "test_rare"))
+    parts = [topical_chat(datasets / "topical_chat", (s,), limit // 2) for s in ("test_freq", "test_rare")]
+    ts = parts[0]
+    if all(p.available for p in parts):
+        ts.conversations, ts.ids = parts[0].conversations + parts[1].conversations, parts[0].ids + parts[1].ids
+        ts.note += f" (first {limit // 2} of each test split)"
+    return ts
+
+
+def real_text(
+    score_turns,
+    policy: PolicyConfig,
+    datasets: Path,
+    contrast: Path,
+    abuse_threshold: float,
+    topical_limit: int | None = None,
+) -> dict[str, Any]:
     sets = [
-        topical_chat(datasets / "topical_chat", ("test_freq", "test_rare")),
+        topical(datasets, topical_limit),
         convabuse_chains(datasets / "convabuse", abusive=True),
         convabuse_chains(datasets / "convabuse", abusive=False),
         *contrast_sets(contrast),
     ]
     res = judge(sets, score_turns, policy)
-    return {k: {kk: v[kk] for kk in ("conversations", "ended", "ended_share", "end_reasons", "wrong_examples") if kk in v} for k, v in res.items()}
-
-
-def convabuse_zero_shot(score_turns, datasets: Path, threshold: float) -> dict[str, Any]:
-    from sklearn.metrics import f1_score, roc_auc_score
-
-    from pipeline.data.sources.convabuse import read_convabuse
-
-    rows = [r for r in read_convabuse(datasets / "convabuse", ("valid",)) if r["meta"]["labelled_turns"]]
-    convs = [[(t["role"], t["text"]) for t in r["turns"][: r["meta"]["labelled_turns"][0] + 1]] for r in rows]
-    y = np.array([r["category"] == "abuse" for r in rows])
-    p = np.array([s[-1].get("abuse", 0.0) for s in score_turns(convs)])
-    best = max((f1_score(y, p >= t, average="macro"), t) for t in np.linspace(0.02, 0.98, 49))
     return {
-        "rows": int(len(y)),
-        "macro_f1_at_policy_threshold": round(float(f1_score(y, p >= threshold, average="macro")), 4),
-        "best_macro_f1": round(float(best[0]), 4),
-        "best_threshold": round(float(best[1]), 3),
-        "roc_auc": round(float(roc_auc_score(y, p)), 4),
+        k: {kk: v[kk] for kk in ("conversations", "ended", "ended_share", "end_reasons", "wrong_examples") if kk in v}
+        for k, v in res.items()
     }
 
 
+def convabuse_zero_shot(score_turns, datasets: Path, threshold: float) -> dict[str, Any]:
+    """The transfer stage's zero-shot ConvAbuse numbers (pipeline/evaluation/transfer.py), for this scorer."""
+    return transfer_zero_shot(score_turns, datasets / "convabuse", threshold)
+
+
 def contrast_turns(score_turns, contrast: Path, thresholds: dict[str, float]) -> dict[str, Any]:
-    from pipeline.evaluation.transfer import load_contrast
-
-    out = {}
-    for label, cats in load_contrast(contrast).items():
-        pairs = [p for ps in cats.values() for p in ps]
-        texts = [s for s, _ in pairs] + [u for _, u in pairs]
-        y = np.array([0] * len(pairs) + [1] * len(pairs))
-        p = np.array([s[0].get(label, 0.0) for s in score_turns([[("user", t)] for t in texts])])
-        pred = p >= thresholds[label]
-        tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
-        from sklearn.metrics import roc_auc_score
-
-        out[label] = {
-            "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4),
-            "fpr_safe": round(fp / len(pairs), 4),
-            "recall_unsafe": round(tp / len(pairs), 4),
-            "roc_auc": round(float(roc_auc_score(y, p)), 4),
-        }
-    return out
+    """The probes stage's contrast-suite turn metrics (pipeline/evaluation/transfer.py), for this scorer."""
+    return contrast_turn_metrics(score_turns, load_contrast(contrast), thresholds)
 
 
 # --------------------------------------------------------------------------- scorers
@@ -285,32 +302,113 @@ def frozen_scorer(net, feats, emb: Embedder, temps: dict[str, float]):
     return score
 
 
-def torch_scorer(model, encoder, temps: dict[str, float]):
-    """Per-turn scores of a fine-tuned checkpoint, windowed by serving.window exactly as it was trained."""
+class RawScores:
+    """Raw per-turn logits of a model for lists of conversations, memoised, and calibrated views of them.
+
+    Why: the model is the slow part (minutes); calibration and policy are seconds. Dumping these logits lets
+    every calibration or policy variant be replayed on the same model without retraining."""
+
+    def __init__(self, raw_fn) -> None:
+        self.raw_fn, self.memo = raw_fn, {}
+
+    @staticmethod
+    def key(convs) -> str:
+        return hashlib.blake2b(json.dumps(convs, ensure_ascii=True).encode(), digest_size=16).hexdigest()
+
+    def raw(self, convs) -> list[np.ndarray]:
+        k = self.key(convs)
+        if k not in self.memo:
+            self.memo[k] = self.raw_fn(convs) if self.raw_fn else None
+            if self.memo[k] is None:
+                raise KeyError("conversations not in the dump")
+        return self.memo[k]
+
+    def calibrated(self, temps: dict[str, float]):
+        from serving.calibration import scores_dicts, temperature_vector
+        from serving.labels import role_scores
+
+        tv = temperature_vector(temps)
+
+        def score(convs):
+            out = []
+            for c, logits in zip(convs, self.raw(convs), strict=True):
+                probs = scores_dicts(1 / (1 + np.exp(-np.nan_to_num(logits) / tv)))
+                out.append([role_scores(r, d) if r != "system" else {} for (r, _), d in zip(c, probs, strict=True)])
+            return out
+
+        return score
+
+
+def torch_raw(model, encoder):
+    """Raw logits per turn of a fine-tuned checkpoint, windowed by serving.window exactly as it was trained."""
     from pipeline.model.modeling import torch_logits
-    from serving.calibration import scores_dicts, temperature_vector
-    from serving.labels import role_scores
 
-    tv = temperature_vector(temps)
-
-    def score(convs):
+    def raw(convs):
         flat, windows = [], []
         for ci, c in enumerate(convs):
             for ti, w in enumerate(encoder.encode_conversation(c)):
                 if c[ti][0] != "system":
-                    flat.append((ci, ti, c[ti][0]))
+                    flat.append((ci, ti))
                     windows.append(w)
         logits = torch_logits(model, windows, batch_size=64, pad_id=encoder.pad_id)
-        probs = scores_dicts(1 / (1 + np.exp(-logits / tv)))
-        out = [[{} for _ in c] for c in convs]
-        for (ci, ti, r), d in zip(flat, probs, strict=True):
-            out[ci][ti] = role_scores(r, d)
+        out = [np.full((len(c), N), np.nan, np.float32) for c in convs]
+        for (ci, ti), row in zip(flat, logits, strict=True):
+            out[ci][ti] = row
         return out
 
-    return score
+    return raw
 
 
-def finetune_run(splits, seed: int, overrides: dict[str, Any], cal, base, datasets: Path, contrast: Path) -> dict[str, Any]:
+def judge_all(
+    raw: RawScores,
+    valid: Scored,
+    test: Scored,
+    cal,
+    base,
+    datasets: Path,
+    contrast: Path,
+    topical_limit: int | None = None,
+) -> dict[str, Any]:
+    """Calibrate on valid, replay test, judge the real sets: everything after the model."""
+    c, syn = synthetic(valid, test, cal, base)
+    score = raw.calibrated(c.temperatures)
+    run = {
+        "synthetic": syn,
+        "real": real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"], topical_limit),
+    }
+    run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
+    run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
+    run["veto_diagnosis"] = veto_diagnosis(valid, c)
+    return run
+
+
+def veto_diagnosis(valid: Scored, c) -> list[dict[str, Any]]:
+    """The valid at-risk turns the veto head scores lowest: what sets the veto threshold."""
+    j = MODEL_LABELS.index("self_harm_risk")
+    ws = valid.ws
+    p = calibrated(valid.logits, c.temperatures)[:, j]
+    rows = [i for i in range(len(ws)) if ws.labels[i, j] > 0 and ws.mask[i, j] > 0]
+    rows.sort(key=lambda i: p[i])
+    return [
+        {
+            "score": round(float(p[i]), 4),
+            "text": valid.convs[int(ws.conv_index[i])].turns[int(ws.turn_index[i])].text[:120],
+        }
+        for i in rows[:12]
+    ]
+
+
+def finetune_run(
+    splits,
+    seed: int,
+    overrides: dict[str, Any],
+    cal,
+    base,
+    datasets: Path,
+    contrast: Path,
+    dump: str | None = None,
+    topical_limit: int | None = None,
+) -> dict[str, Any]:
     """Fine-tune with the train config plus `overrides` (dotted keys), then judge like the other variants."""
     import copy
 
@@ -334,25 +432,23 @@ def finetune_run(splits, seed: int, overrides: dict[str, Any], cal, base, datase
     for n in ("valid", "test"):
         ws = build_windows(splits[n], enc, keep_unscored=True)
         scored[n] = Scored(splits[n], ws, predict_logits(res.model, ws, pad_id=enc.pad_id))
-    c, syn = synthetic(scored["valid"], scored["test"], cal, base)
-    score = torch_scorer(res.model, enc, c.temperatures)
+    raw = RawScores(torch_raw(res.model, enc))
     run = {"seed": seed, "overrides": overrides, "train_seconds": round(train_s), "train_windows": res.train_windows}
-    run.update(synthetic=syn, real=real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"]))
-    run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
-    run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
+    run.update(judge_all(raw, scored["valid"], scored["test"], cal, base, datasets, contrast, topical_limit))
+    if dump:
+        import pickle
+
+        payload = {"memo": raw.memo, "logits": {n: scored[n].logits for n in scored}}
+        Path(dump).write_bytes(pickle.dumps(payload))
     return run
 
 
 def bundle_scorer(bundle: str):
+    from pipeline.evaluation.transfer import guard_scorer
     from serving.guard import Guard
 
     guard = Guard.load(bundle)
-
-    def score(convs):
-        decisions = guard.assess_many([(None, c) for c in convs])
-        return [[t.scores or {} for t in d.turns] for d in decisions]
-
-    return guard, score
+    return guard, guard_scorer(guard)
 
 
 def main(argv=None) -> int:
@@ -360,12 +456,15 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="data/splits")
     ap.add_argument("--datasets", default="../shared/datasets")
     ap.add_argument("--contrast", default="data/probes/contrast.yaml")
-    ap.add_argument("--variant", choices=("bundle", "frozen", "finetune"), default="frozen")
+    ap.add_argument("--variant", choices=("bundle", "frozen", "finetune", "replay"), default="frozen")
     ap.add_argument("--set", nargs="*", default=[], help="finetune: train-config overrides, section.key=yaml-value")
     ap.add_argument("--bundle", default="models/bundle")
     ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     ap.add_argument("--cache", default="/tmp/eg-embeddings.npz")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--dump", default=None, help="finetune: pickle of every raw logit, e.g. /tmp/ft-{seed}.pkl")
+    ap.add_argument("--from-dump", default=None, help="replay: skip the model, read these raw logits")
+    ap.add_argument("--topical-limit", type=int, default=None, help="score only this many Topical-Chat test chats")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cal = section(CalibrationConfig, "policy", "calibration", "default")
@@ -374,17 +473,33 @@ def main(argv=None) -> int:
     results: dict[str, Any] = {"variant": args.variant, "runs": []}
     if args.variant == "bundle":
         guard, score = bundle_scorer(args.bundle)
-        run = {"real": real_text(score, guard.policy, datasets, contrast, guard.policy.thresholds["abuse"])}
+        run = {
+            "real": real_text(
+                score, guard.policy, datasets, contrast, guard.policy.thresholds["abuse"], args.topical_limit
+            )
+        }
         run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, guard.policy.thresholds["abuse"])
         run["contrast_turns"] = contrast_turns(score, contrast, guard.policy.thresholds)
         results["runs"].append(run)
+    elif args.variant == "replay":
+        import pickle
+
+        payload = pickle.loads(Path(args.from_dump).read_bytes())
+        splits = {n: read_split(split_path(args.splits, n)) for n in ("valid", "test")}
+        scored = {n: Scored(splits[n], turn_set_windows(splits[n]), payload["logits"][n]) for n in splits}
+        raw = RawScores(None)
+        raw.memo = payload["memo"]
+        results["runs"].append(
+            judge_all(raw, scored["valid"], scored["test"], cal, base, datasets, contrast, args.topical_limit)
+        )
     elif args.variant == "finetune":
         import yaml
 
         overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
         splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
         for seed in args.seeds:
-            run = finetune_run(splits, seed, overrides, cal, base, datasets, contrast)
+            dump = args.dump.format(seed=seed) if args.dump else None
+            run = finetune_run(splits, seed, overrides, cal, base, datasets, contrast, dump, args.topical_limit)
             results["runs"].append(run)
             log.info("seed %d: %s", seed, json.dumps(summary(run)))
             if args.out:
@@ -405,7 +520,11 @@ def main(argv=None) -> int:
             valid, test = (Scored(splits[n], sets[n], logits[n]) for n in ("valid", "test"))
             c, syn = synthetic(valid, test, cal, base)
             score = frozen_scorer(net, feats, emb, c.temperatures)
-            run = {"seed": seed, "synthetic": syn, "real": real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"])}
+            run = {
+                "seed": seed,
+                "synthetic": syn,
+                "real": real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"]),
+            }
             run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
             run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
             results["runs"].append(run)
@@ -422,7 +541,9 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
     out = {}
     if "synthetic" in run:
         s = run["synthetic"]
-        out["syn"] = f"FTR {s['false_terminations']} recall {s['terminated']}/{s['should_end']} early {s['early']} sh {s['self_harm_ended']}"
+        out["syn"] = (
+            f"FTR {s['false_terminations']} recall {s['terminated']}/{s['should_end']} early {s['early']} sh {s['self_harm_ended']}"
+        )
     out["real"] = {k: f"{v.get('ended')}/{v.get('conversations')}" for k, v in run["real"].items()}
     out["convabuse"] = run["convabuse_zero_shot"]
     out["contrast"] = run["contrast_turns"]
