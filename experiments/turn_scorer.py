@@ -451,7 +451,7 @@ def bundle_scorer(bundle: str):
     return guard, guard_scorer(guard)
 
 
-def main(argv=None) -> int:
+def _parse_args(argv) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--splits", default="data/splits")
     ap.add_argument("--datasets", default="../shared/datasets")
@@ -465,7 +465,69 @@ def main(argv=None) -> int:
     ap.add_argument("--dump", default=None, help="finetune: pickle of every raw logit, e.g. /tmp/ft-{seed}.pkl")
     ap.add_argument("--from-dump", default=None, help="replay: skip the model, read these raw logits")
     ap.add_argument("--topical-limit", type=int, default=None, help="score only this many Topical-Chat test chats")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _judge_scorer(score, policy: PolicyConfig, datasets: Path, contrast: Path, topical_limit: int | None) -> dict:
+    """Real text, zero-shot ConvAbuse and contrast turns for one calibrated scorer under `policy`."""
+    abuse = policy.thresholds["abuse"]
+    run = {"real": real_text(score, policy, datasets, contrast, abuse, topical_limit)}
+    run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, abuse)
+    run["contrast_turns"] = contrast_turns(score, contrast, policy.thresholds)
+    return run
+
+
+def _run_replay(args, cal, base, datasets: Path, contrast: Path) -> dict[str, Any]:
+    """Everything after the model, from a --dump of raw logits."""
+    import pickle
+
+    payload = pickle.loads(Path(args.from_dump).read_bytes())
+    splits = {n: read_split(split_path(args.splits, n)) for n in ("valid", "test")}
+    scored = {n: Scored(splits[n], turn_set_windows(splits[n]), payload["logits"][n]) for n in splits}
+    raw = RawScores(None)
+    raw.memo = payload["memo"]
+    return judge_all(raw, scored["valid"], scored["test"], cal, base, datasets, contrast, args.topical_limit)
+
+
+def _run_finetune(args, cal, base, datasets: Path, contrast: Path, results: dict[str, Any]) -> None:
+    """One fine-tune per seed; results written after each, since a run takes minutes."""
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
+    for seed in args.seeds:
+        dump = args.dump.format(seed=seed) if args.dump else None
+        run = finetune_run(splits, seed, overrides, cal, base, datasets, contrast, dump, args.topical_limit)
+        results["runs"].append(run)
+        log.info("seed %d: %s", seed, json.dumps(summary(run)))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def _run_frozen(args, cal, base, datasets: Path, contrast: Path, results: dict[str, Any]) -> None:
+    """Frozen MiniLM embeddings (cached) with an MLP head trained per seed."""
+    import torch
+
+    emb = Embedder(Path(args.cache))
+    splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
+    sets = {n: turn_set(c) for n, c in splits.items()}
+    t0 = time.perf_counter()
+    x = {n: split_embeddings(emb, splits[n], sets[n]) for n in splits}
+    log.info("embedded %s turns in %.0fs", {n: len(v) for n, v in x.items()}, time.perf_counter() - t0)
+    for seed in args.seeds:
+        net, feats = train_head(x["train"], sets["train"], x["valid"], sets["valid"], HeadConfig(), seed)
+        with torch.no_grad():
+            logits = {n: net(feats(x[n], sets[n])).numpy() for n in ("valid", "test")}
+        valid, test = (Scored(splits[n], sets[n], logits[n]) for n in ("valid", "test"))
+        c, syn = synthetic(valid, test, cal, base)
+        score = frozen_scorer(net, feats, emb, c.temperatures)
+        run = {"seed": seed, "synthetic": syn, **_judge_scorer(score, c.policy, datasets, contrast, args.topical_limit)}
+        results["runs"].append(run)
+        log.info("seed %d: %s", seed, json.dumps(summary(run)))
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cal = section(CalibrationConfig, "policy", "calibration", "default")
     base = section(PolicyConfig.from_dict, "policy", "policy", "default")
@@ -473,65 +535,15 @@ def main(argv=None) -> int:
     results: dict[str, Any] = {"variant": args.variant, "runs": []}
     if args.variant == "bundle":
         guard, score = bundle_scorer(args.bundle)
-        run = {
-            "real": real_text(
-                score, guard.policy, datasets, contrast, guard.policy.thresholds["abuse"], args.topical_limit
-            )
-        }
-        run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, guard.policy.thresholds["abuse"])
-        run["contrast_turns"] = contrast_turns(score, contrast, guard.policy.thresholds)
-        results["runs"].append(run)
+        results["runs"].append(_judge_scorer(score, guard.policy, datasets, contrast, args.topical_limit))
     elif args.variant == "replay":
-        import pickle
-
-        payload = pickle.loads(Path(args.from_dump).read_bytes())
-        splits = {n: read_split(split_path(args.splits, n)) for n in ("valid", "test")}
-        scored = {n: Scored(splits[n], turn_set_windows(splits[n]), payload["logits"][n]) for n in splits}
-        raw = RawScores(None)
-        raw.memo = payload["memo"]
-        results["runs"].append(
-            judge_all(raw, scored["valid"], scored["test"], cal, base, datasets, contrast, args.topical_limit)
-        )
+        results["runs"].append(_run_replay(args, cal, base, datasets, contrast))
     elif args.variant == "finetune":
-        import yaml
-
-        overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-        splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
-        for seed in args.seeds:
-            dump = args.dump.format(seed=seed) if args.dump else None
-            run = finetune_run(splits, seed, overrides, cal, base, datasets, contrast, dump, args.topical_limit)
-            results["runs"].append(run)
-            log.info("seed %d: %s", seed, json.dumps(summary(run)))
-            if args.out:
-                Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        _run_finetune(args, cal, base, datasets, contrast, results)
     else:
-        emb = Embedder(Path(args.cache))
-        splits = {n: read_split(split_path(args.splits, n)) for n in ("train", "valid", "test")}
-        sets = {n: turn_set(c) for n, c in splits.items()}
-        t0 = time.perf_counter()
-        x = {n: split_embeddings(emb, splits[n], sets[n]) for n in splits}
-        log.info("embedded %s turns in %.0fs", {n: len(v) for n, v in x.items()}, time.perf_counter() - t0)
-        for seed in args.seeds:
-            net, feats = train_head(x["train"], sets["train"], x["valid"], sets["valid"], HeadConfig(), seed)
-            import torch
-
-            with torch.no_grad():
-                logits = {n: net(feats(x[n], sets[n])).numpy() for n in ("valid", "test")}
-            valid, test = (Scored(splits[n], sets[n], logits[n]) for n in ("valid", "test"))
-            c, syn = synthetic(valid, test, cal, base)
-            score = frozen_scorer(net, feats, emb, c.temperatures)
-            run = {
-                "seed": seed,
-                "synthetic": syn,
-                "real": real_text(score, c.policy, datasets, contrast, c.policy.thresholds["abuse"]),
-            }
-            run["convabuse_zero_shot"] = convabuse_zero_shot(score, datasets, c.policy.thresholds["abuse"])
-            run["contrast_turns"] = contrast_turns(score, contrast, c.policy.thresholds)
-            results["runs"].append(run)
-            log.info("seed %d: %s", seed, json.dumps(summary(run)))
-    text = json.dumps(results, indent=1)
+        _run_frozen(args, cal, base, datasets, contrast, results)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     for run in results["runs"]:
         print(json.dumps(summary(run)))
     return 0
