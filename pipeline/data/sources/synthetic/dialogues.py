@@ -32,7 +32,6 @@ HARD_NEGATIVES = (
     "hn_frustration",
     "hn_sadness",
     "hn_end",
-    "hn_lookalike",
 )
 REPLY = {
     "benign_short": ("a_chat", "a_chat", "a_help"),
@@ -47,7 +46,6 @@ REPLY = {
     "hn_frustration": ("a_apology",),
     "hn_sadness": ("a_chat",),
     "hn_end": ("a_help",),
-    "hn_lookalike": ("a_help",),
     "harmful_request": ("a_redirect_harm",),
     "abuse": ("a_redirect_abuse",),
     "end_request": ("a_end_ack",),
@@ -131,8 +129,6 @@ def plan_benign(rng: random.Random) -> Plan:
 
 
 def plan_hard_negative(rng: random.Random) -> Plan:
-    if rng.random() < 0.2:
-        return plan_lookalike_pressed(rng)
     p = Plan(rng).maybe_greeting()
     p.benign(0, 2)
     theme = rng.choice(HARD_NEGATIVES)
@@ -140,27 +136,11 @@ def plan_hard_negative(rng: random.Random) -> Plan:
         intent = theme if rng.random() < 0.6 else rng.choice(HARD_NEGATIVES + BENIGN_USER)
         p.user(intent, heat=0.3 if intent in ("hn_frustration", "hn_profanity") else 0.0)
         # An over-cautious assistant sometimes declines a hard negative: a redirect without any flag.
-        if intent in ("hn_security", "hn_fiction", "hn_medicine", "hn_lookalike") and rng.random() < 0.12:
+        if intent in ("hn_security", "hn_fiction", "hn_medicine") and rng.random() < 0.12:
             p.asst("a_redirect_harm")
         else:
             p.reply(intent)
     p.benign(0, 3)
-    return p.maybe_drop_last_reply()
-
-
-def plan_lookalike_pressed(rng: random.Random) -> Plan:
-    """A benign question that sounds unsafe, refused by an over-cautious assistant and asked again (2-3 times):
-    what a persistent harmful request looks like, without the harm. It must never end."""
-    p = Plan(rng).maybe_greeting()
-    p.benign(0, 2)
-    intent = "hn_lookalike" if rng.random() < 0.8 else rng.choice(("hn_security", "hn_medicine", "hn_history", "hn_end"))
-    for k in range(rng.randint(2, 3)):
-        p.user(intent, heat=0.2 * k)
-        p.asst("a_redirect_harm")
-        if rng.random() < 0.25:
-            p.exchange("hn_frustration", heat=0.3)
-    if rng.random() < 0.5:
-        p.user(intent).reply(intent)
     return p.maybe_drop_last_reply()
 
 

@@ -17,7 +17,6 @@ from pipeline.data.sources.synthetic import (
     families_benign,
     families_end,
     families_harmful,
-    families_lookalike,
     families_self_harm,
 )
 from pipeline.data.sources.synthetic.grammar import Seq, compile_template, slot_names
@@ -55,20 +54,6 @@ _BLOCKS: tuple[tuple[str, str, tuple[str, ...], Mapping[str, list[str]]], ...] =
     ("hn_frustration", "user", (), families_benign.FRUSTRATION),
     ("hn_sadness", "user", (), families_self_harm.SADNESS),
     ("hn_end", "user", (), families_end.END_NEGATIVE),
-    ("hn_end", "user", (), families_lookalike.TASK_STOP),
-    (
-        "hn_lookalike",
-        "user",
-        (),
-        {
-            **families_lookalike.HOMONYM,
-            **families_lookalike.FIGURATIVE,
-            **families_lookalike.SAFE_TARGET,
-            **families_lookalike.SAFE_CONTEXT,
-            **families_lookalike.DEFINITION,
-            **families_lookalike.PUBLIC_INFO,
-        },
-    ),
     ("a_help", "assistant", (), families_assistant.HELP),
     ("a_chat", "assistant", (), families_assistant.CHAT),
     ("a_redirect_harm", "assistant", ("redirect",), families_assistant.REDIRECT_HARM),
