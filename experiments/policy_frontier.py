@@ -10,6 +10,7 @@ calibration rule must pick from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import pickle
@@ -34,6 +35,10 @@ VETO_GRID = (0.05, 0.1, 0.2, 0.3)
 #: Evidence variant: (flag floor, mean probability the last `min_flagged` flagged turns must reach).
 EVIDENCE_GRID = tuple((f, m) for f in (0.5, 0.7) for m in (0.9, 0.95, 0.98))
 _EVIDENCE = {"mean_logit": None}
+
+
+def _short(th) -> str:
+    return "/".join(f"{th[k]:.2f}" for k in ("harmful_request", "abuse", "end_request", "self_harm_risk", "redirect"))
 
 
 def _logit(p: float) -> float:
@@ -67,8 +72,17 @@ def load(dump: Path, splits: str) -> tuple[RawScores, dict[str, Scored]]:
     return raw, scored
 
 
+def calibrations(valid: Scored, base, cal) -> dict[str, Any]:
+    """evaluate's calibration (configs/policy.yaml), and the rule before 2026-12-04 beside it: harmful_request and
+    abuse searched jointly, ties to the middle of the plateau."""
+    old = [["harmful_request", "abuse"] if e == "harmful_request" else e for e in cal.tuned_labels if e != "abuse"]
+    previous = dataclasses.replace(cal, tuned_labels=old, tie_tolerance=0.0)
+    return {"calibrated": calibrate(valid, base, cal, None), "previous": calibrate(valid, base, previous, None)}
+
+
 def frontier(raw: RawScores, scored: dict[str, Scored], sets, cal, base) -> dict[str, Any]:
-    c = calibrate(scored["valid"], base, cal, None)
+    cals = calibrations(scored["valid"], base, cal)
+    c = cals["calibrated"]
     score = raw.calibrated(c.temperatures)
     test = scored["test"]
     tscores = conversation_scores(test.convs, test.ws, calibrated(test.logits, c.temperatures))
@@ -81,6 +95,8 @@ def frontier(raw: RawScores, scored: dict[str, Scored], sets, cal, base) -> dict
     vconvs = scored["valid"]
     vscores = conversation_scores(vconvs.convs, vconvs.ws, calibrated(vconvs.logits, c.temperatures))
     points = [("calibrated", {}, None)]
+    for name in ("previous",):
+        points.append((f"{name} {_short(cals[name].policy.thresholds)}", dict(cals[name].policy.thresholds), None))
     points += [(f"flag {t}", {"harmful_request": t, "abuse": t}, None) for t in GRID]
     points += [(f"harmful {t}", {"harmful_request": t}, None) for t in (0.9, 0.95, 0.98)]
     points += [(f"veto {v}", {"self_harm_risk": v}, None) for v in VETO_GRID]

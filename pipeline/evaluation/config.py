@@ -36,8 +36,12 @@ class CalibrationConfig:
     joint_grid: list[float]
     early_end_cost: float
     search_passes: int
+    #: Share of valid should-end chats the search gives up for higher (more conservative) thresholds.
+    tie_tolerance: float
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.tie_tolerance < 1.0:
+            raise ValueError(f"tie_tolerance must be in [0, 1), got {self.tie_tolerance}")
         for entry in self.tuned_labels:
             names = [entry] if isinstance(entry, str) else entry
             if not names or set(names) - set(MODEL_LABELS):

@@ -7,9 +7,10 @@
 3. The thresholds the policy reads are then tuned by replaying the valid conversations through
    `serving.policy.replay`: no self-harm conversation ended and a false-termination rate on never-end
    conversations <= the target, then the most should-end conversations ended on time or late (an early
-   end costs more than a miss), then the least lateness. Coordinate search over a grid; ties resolve to
-   the middle of the plateau (for `self_harm_risk`, if tuned at all, to the value nearest its recall-based
-   start, the lower on a tie; never above that start nor `self_harm_max_threshold`).
+   end costs more than a miss), then the least lateness. Coordinate search over a grid, harmful_request and
+   abuse apart; options within `tie_tolerance` of the best count as ties and the highest thresholds win
+   (without it: the middle of the plateau). The veto `self_harm_risk` is set by its own safety rule
+   (`veto_threshold`), never by utility.
 """
 
 from __future__ import annotations
@@ -219,8 +220,14 @@ def _best_combo(
     grid: Sequence[float],
     budget: float,
     early_cost: float,
+    tolerance: float = 0.0,
 ) -> tuple[tuple[float, ...], ReplaySummary] | None:
-    """The best values for `names` (the others held at `current`), or None when the current ones stay."""
+    """The best values for `names` (the others held at `current`), or None when the current ones stay.
+
+    With `tolerance`, every feasible option within that share of valid should-end chats of the best utility
+    counts as a tie, and the highest thresholds win: valid's scores sit near 0 or 1, so options it cannot tell
+    apart differ on real text, where the higher one ends fewer safe look-alikes (2026-12-04-policy-frontier-
+    evidence-veto.md); a last resort errs towards continuing. Without it, ties resolve to the middle."""
     now = tuple(current[n] for n in names)
     results = []
     for combo in itertools.product(*(sorted(set(grid) | {current[n]}) for n in names)):
@@ -229,6 +236,11 @@ def _best_combo(
         )
         results.append((combo, s, _key(s, budget, early_cost)))
     top = max(r[2] for r in results)
+    if tolerance > 0 and top[0] == 1:
+        slack = tolerance * max(results[0][1].should_end, 1)
+        near = [r for r in results if r[2][0] == 1 and r[2][1] >= top[1] - slack]
+        combo, s, _ = max(near, key=lambda r: (sum(r[0]), r[2]))
+        return None if combo == now else (combo, s)
     plateau = [r for r in results if r[2] == top]
     if len(plateau) == 1 and plateau[0][0] == now:
         return None
@@ -277,7 +289,17 @@ def tune_policy_thresholds(
                 step = {"pass": p, "label": "self_harm_risk", "valid_safe_max": safe_max}
             else:
                 names_grid = joint_grid if len(names) > 1 else grid
-                found = _best_combo(base, conversations, scores, current, names, names_grid, budget, cal.early_end_cost)
+                found = _best_combo(
+                    base,
+                    conversations,
+                    scores,
+                    current,
+                    names,
+                    names_grid,
+                    budget,
+                    cal.early_end_cost,
+                    cal.tie_tolerance,
+                )
                 if found is None:
                     continue
                 combo, best = found

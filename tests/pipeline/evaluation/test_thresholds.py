@@ -31,6 +31,7 @@ def calib(**kw) -> CalibrationConfig:
         "tuned_labels": ["harmful_request", "abuse", "end_request", "redirect"],
         "early_end_cost": 1.0,
         "search_passes": 3,
+        "tie_tolerance": 0.0,
     }
     base.update(kw)
     base.setdefault("joint_grid", base["grid"])
@@ -48,6 +49,7 @@ def gates_cfg(**kw) -> GatesConfig:
         "baseline_margin": 0.05,
     }
     return GatesConfig(**{**base, **kw})
+
 
 def test_temperature_recovers_an_overconfident_scale():
     rng = np.random.default_rng(0)
@@ -269,3 +271,22 @@ def test_the_cost_of_an_early_end_decides_between_more_ends_and_no_early_ones() 
     assert more.utility() == 9 and more.utility(4) == 3 and on_time.utility(4) == 8
     assert _key(more, 0.01) > _key(on_time, 0.01)
     assert _key(more, 0.01, 4.0) < _key(on_time, 0.01, 4.0)
+
+
+def test_within_the_tie_tolerance_the_highest_threshold_wins() -> None:
+    """One abusive chat is only caught at abuse 0.5, every other at 0.85 as well: without a tolerance the
+    search takes 0.5 (one more end), with one that covers a chat it keeps the higher, more cautious 0.85."""
+    convs = make_conversations(120, seed=9)
+    scores = _gold_scores(convs, 0.0, np.random.default_rng(3))
+    weak = next(i for i, c in enumerate(convs) if c.category == "escalating_abuse" and c.end_at is not None)
+    for j, t in enumerate(convs[weak].turns):
+        if "abuse" in t.labels:
+            scores[weak][j]["abuse"] = 0.7
+    base = dict(grid=[0.5, 0.85], search_passes=1, tuned_labels=["abuse"])
+    start = {**{n: 0.5 for n in MODEL_LABELS}, "abuse": 0.5}
+    loose, s_loose, _ = tune_policy_thresholds(PolicyConfig(), convs, scores, start, calib(**base))
+    strict, s_strict, _ = tune_policy_thresholds(
+        PolicyConfig(), convs, scores, start, calib(tie_tolerance=0.05, **base)
+    )
+    assert loose["abuse"] == 0.5 and strict["abuse"] == 0.85
+    assert s_strict.terminated == s_loose.terminated - 1
