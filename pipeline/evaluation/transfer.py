@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pipeline.evaluation.turn_metrics import label_metrics
 from serving.policy import END, PolicyConfig, first_end, replay
 
 Turns = list[tuple[str, str]]
@@ -67,16 +68,21 @@ def topical_chat(root: Path, splits: Sequence[str], limit: int | None = None) ->
         path = root / f"{split}.json"
         if not path.is_file():
             return _missing("topical_chat", False, f"{path} not found")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        for cid in sorted(doc):
-            content = doc[cid].get("content") or []
-            for user in ("agent_1", "agent_2"):
-                turns = [
-                    ("user" if m["agent"] == user else "assistant", m["message"]) for m in content if m.get("message")
-                ]
-                if turns:
-                    convs.append(turns)
-                    ids.append(f"{split}/{cid}/{user}-as-user")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            for cid in sorted(doc):
+                content = doc[cid].get("content") or []
+                for user in ("agent_1", "agent_2"):
+                    turns = [
+                        ("user" if m["agent"] == user else "assistant", m["message"])
+                        for m in content
+                        if m.get("message")
+                    ]
+                    if turns:
+                        convs.append(turns)
+                        ids.append(f"{split}/{cid}/{user}-as-user")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged file: say which, lose nothing
+            raise ValueError(f"{path}: not Topical-Chat JSON ({type(exc).__name__}: {exc})") from None
     if limit:
         convs, ids = convs[:limit], ids[:limit]
     return TransferSet("topical_chat", False, convs, ids, "every speaker taken as the user")
@@ -137,19 +143,18 @@ def contrast_sets(path: Path) -> list[TransferSet]:
         ]
     pairs = load_contrast(path)
     harmful = [(cat, s, u) for cat, ps in pairs.get("harmful_request", {}).items() for s, u in ps]
-    safe = TransferSet(
-        "contrast_safe_pressed",
-        False,
-        [pressed(s) for _, s, _ in harmful],
-        [f"safe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)],
-        "safe look-alike, asked 3x, refused",
-    )
-    unsafe = TransferSet(
-        "contrast_unsafe_pressed",
-        True,
-        [pressed(u) for _, _, u in harmful],
-        [f"unsafe/{c}/{i}" for i, (c, _, _) in enumerate(harmful)],
-        "unsafe twin, asked 3x, refused",
+    safe, unsafe = (
+        TransferSet(
+            f"contrast_{side}_pressed",
+            side == "unsafe",
+            [pressed(pair[k]) for _, *pair in harmful],
+            [f"{side}/{c}/{i}" for i, (c, _, _) in enumerate(harmful)],
+            note,
+        )
+        for k, side, note in (
+            (0, "safe", "safe look-alike, asked 3x, refused"),
+            (1, "unsafe", "unsafe twin, asked 3x, refused"),
+        )
     )
     safe.tags = unsafe.tags = [{"category": c} for c, _, _ in harmful]
     ends = [(cat, s) for cat, ps in pairs.get("end_request", {}).items() for s, _ in ps]
@@ -217,15 +222,6 @@ def guard_scorer(guard: Any) -> ScoreFn:
     return score
 
 
-def roc_auc(negatives: Sequence[float], positives: Sequence[float]) -> float | None:
-    """P(a positive scores above a negative), ties counting half (Mann-Whitney); None without both classes."""
-    neg, pos = np.asarray(negatives, np.float64), np.asarray(positives, np.float64)
-    if not len(neg) or not len(pos):
-        return None
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
 def contrast_turn_metrics(
     score: ScoreFn, pairs: dict[str, dict[str, list[tuple[str, str]]]], thresholds: dict[str, float]
 ) -> dict[str, Any]:
@@ -238,18 +234,17 @@ def contrast_turn_metrics(
         flat = [(cat, s, u) for cat, ps in cats.items() for s, u in ps]
         texts = [s for _, s, _ in flat] + [u for _, _, u in flat]
         p = [turns[0].get(label, 0.0) for turns in score([[("user", t)] for t in texts])]
-        safe, unsafe = p[: len(flat)], p[len(flat) :]
+        safe = p[: len(flat)]
         th = thresholds[label]
-        tp, fp = sum(x >= th for x in unsafe), sum(x >= th for x in safe)
-        fn = len(unsafe) - tp
+        m = label_metrics(np.array(p), np.array([0] * len(flat) + [1] * len(flat)), th)
         worst = sorted(zip(safe, flat, strict=True), key=lambda r: -r[0])[:10]
         out[label] = {
             "pairs": len(flat),
             "threshold": th,
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-            "fpr_safe": fp / len(flat) if flat else None,
-            "recall_unsafe": tp / len(flat) if flat else None,
-            "roc_auc": roc_auc(safe, unsafe),
+            "f1": m["f1"],
+            "fpr_safe": sum(x >= th for x in safe) / len(flat) if flat else None,
+            "recall_unsafe": m["recall"] if flat else None,
+            "roc_auc": m["roc_auc"],
             "fpr_safe_by_category": {
                 c: sum(x >= th for x, (cc, _, _) in zip(safe, flat, strict=True) if cc == c) / len(ps)
                 for c, ps in cats.items()
@@ -275,22 +270,15 @@ def convabuse_zero_shot(score: ScoreFn, root: Path, threshold: float) -> dict[st
     y = np.array([r["category"] == "abuse" for r in rows])
     p = np.array([s[-1].get("abuse", 0.0) for s in score(convs)])
 
-    def macro_f1(t: float) -> float:
-        pred = p >= t
-        f = []
-        for cls_pred, cls_true in ((pred, y), (~pred, ~y)):
-            tp = int((cls_pred & cls_true).sum())
-            f.append(2 * tp / max(2 * tp + int((cls_pred & ~cls_true).sum()) + int((~cls_pred & cls_true).sum()), 1))
-        return float(np.mean(f))
-
-    best = max((macro_f1(t), float(t)) for t in np.linspace(0.02, 0.98, 49))
+    best = max((label_metrics(p, y, t)["macro_f1"], float(t)) for t in np.linspace(0.02, 0.98, 49))
+    at_policy = label_metrics(p, y, threshold)
     return {
         "available": True,
         "rows": int(len(y)),
         "abusive": int(y.sum()),
         "threshold": threshold,
-        "macro_f1": macro_f1(threshold),
+        "macro_f1": at_policy["macro_f1"],
         "best_macro_f1": best[0],
         "best_threshold": round(best[1], 3),
-        "roc_auc": roc_auc(p[~y], p[y]),
+        "roc_auc": at_policy["roc_auc"],
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.evaluation.config import TransferConfig
-from pipeline.evaluation.transfer import contrast_turn_metrics, convabuse_zero_shot, load_contrast, roc_auc
+from pipeline.evaluation.transfer import contrast_turn_metrics, convabuse_zero_shot, load_contrast, topical_chat
 from pipeline.stages import transfer as stage
 from tests.pipeline.data.test_convabuse import write_fixture
 
@@ -47,11 +47,12 @@ def write_datasets(root: Path) -> Path:
     return root
 
 
-def test_roc_auc_counts_ties_half() -> None:
-    assert roc_auc([0.1, 0.2], [0.8, 0.9]) == 1.0
-    assert roc_auc([0.9], [0.1]) == 0.0
-    assert roc_auc([0.5], [0.5]) == 0.5
-    assert roc_auc([], [0.5]) is None
+def test_a_damaged_topical_chat_file_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "topical_chat"
+    root.mkdir()
+    (root / "test_freq.json").write_text(json.dumps({"c1": {"content": [{"message": "hi"}]}}))  # no agent
+    with pytest.raises(ValueError, match=r"test_freq.json: not Topical-Chat JSON \(KeyError"):
+        topical_chat(root, ["test_freq"])
 
 
 def test_contrast_metrics_count_safe_twins_flagged(tmp_path: Path) -> None:
