@@ -214,6 +214,7 @@ def write_plots(
         [plots.primary_class((p >= thr_vec).astype(float)) for p in tprob[user]],
         pdir / "confusion.png",
         ddir / "confusion.csv",
+        turn_thresholds=c.turn_thresholds,
     )
     plots.reliability_plot(
         calibrated(test.logits, {}), tprob, ws.labels, ws.mask, pdir / "reliability.png", ddir, cfg.ece_bins
