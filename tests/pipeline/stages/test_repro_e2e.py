@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "probes", "bench")
+STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "probes", "bench", "card")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -78,6 +78,8 @@ def test_repro_builds_every_stage(smoke_repo: tuple[Path, dict[str, str]]) -> No
     assert prepare["read"] == prepare["kept"] + prepare["duplicates"] + prepare["rejected"]
     for name in ("eval.json", "export.json", "serving.json", "probes.json", "bench.json", "data_report.json"):
         assert (root / "metrics" / name).exists(), name
+    summary = json.loads((root / "metrics" / "summary.json").read_text())  # the card stage, from the smoke run
+    assert summary["gates"] in ("pass", "fail") and "`smoke` profile" in (root / "MODEL_CARD.md").read_text()
     bench = json.loads((root / "metrics" / "bench.json").read_text())
     paired = bench["paired_with_torch"]["64"]  # torch and int8 timed in alternating blocks
     assert paired["torch_eager"]["n"] == paired["onnx_int8"]["n"] == 20
