@@ -40,8 +40,8 @@ def _set(ended: int, n: int, should_end: bool, note: str = "") -> dict:
     }
 
 
-def fake_metrics() -> dict[str, dict]:
-    """Small metrics files with numbers chosen to be recognisable in the card (none from a real run)."""
+def _fake_replay_and_gates() -> dict[str, dict]:
+    """replay.json and gates.json: 3 of 700 false ends, 201 of 250 ended, 2 early (a failed gate)."""
     overall = {
         "never_end": 700,
         "false_terminations": 3,
@@ -52,22 +52,7 @@ def fake_metrics() -> dict[str, dict]:
         "early_terminations": 2,
     }
     gate = {"passed": True, "value": 0.1, "limit": 0.2, "op": "<=", "note": ""}
-    split = {"conversations": 123, "turns": 1357, "sources": {"synthetic": 123}}
     return {
-        "data_report.json": {
-            "profile": "default",
-            "template_disjoint": True,
-            "template_groups": {"test": [8, 9]},
-            "leakage": {"passed": True},
-            "splits": {"train": {**split, "conversations": 456}, "valid": split, "test": split},
-        },
-        "baseline.json": {"macro_f1": 0.7012, "tfidf_lr": {"per_label": {k: _label(0.55) for k in MODEL_LABELS}}},
-        "eval.json": {
-            "macro_f1": 0.8123,
-            "turn": {k: _label(0.77) for k in MODEL_LABELS},
-            "turn_at_policy_thresholds": {k: _label(0.66, threshold=0.915) for k in MODEL_LABELS},
-            "calibration": {"test": {"all": {"ece_before": 0.0711, "ece_after": 0.0333}}},
-        },
         "replay.json": {
             "overall": overall,
             "self_harm_ended": 1,
@@ -84,6 +69,28 @@ def fake_metrics() -> dict[str, dict]:
                 "early_terminations": {**gate, "passed": False, "value": 2.0, "limit": 0.0},
             },
         },
+    }
+
+
+def fake_metrics() -> dict[str, dict]:
+    """Small metrics files with numbers chosen to be recognisable in the card (none from a real run)."""
+    split = {"conversations": 123, "turns": 1357, "sources": {"synthetic": 123}}
+    return {
+        "data_report.json": {
+            "profile": "default",
+            "template_disjoint": True,
+            "template_groups": {"test": [8, 9]},
+            "leakage": {"passed": True},
+            "splits": {"train": {**split, "conversations": 456}, "valid": split, "test": split},
+        },
+        "baseline.json": {"macro_f1": 0.7012, "tfidf_lr": {"per_label": {k: _label(0.55) for k in MODEL_LABELS}}},
+        "eval.json": {
+            "macro_f1": 0.8123,
+            "turn": {k: _label(0.77) for k in MODEL_LABELS},
+            "turn_at_policy_thresholds": {k: _label(0.66, threshold=0.915) for k in MODEL_LABELS},
+            "calibration": {"test": {"all": {"ece_before": 0.0711, "ece_after": 0.0333}}},
+        },
+        **_fake_replay_and_gates(),
         "export.json": {"int8_decision_agreement": 0.9771, "size_mb": {"int8": 21.5, "fp32": 86.0}, "mlflow": {}},
         "serving.json": {"matches_evaluate": True, "rescored_turns": 77, "turns": 1357, "rescore": {"margin": 0.4}},
         "probes.json": {
