@@ -220,7 +220,7 @@ def test_model_failure_answers_continue_even_where_the_policy_would_end(bundle) 
 
 
 def test_one_bad_window_in_a_batch_degrades_only_itself(bundle) -> None:
-    g = Guard.load(bundle)
+    g = Guard.load(bundle, batch_size=32)  # batches of several windows: the retry one by one is what is tested
     real_run = g.model.run
 
     def picky(ids, mask, types):
@@ -327,3 +327,13 @@ def test_serving_imports_neither_torch_nor_pipeline(bundle) -> None:
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["bad"] == [] and result["decision"] in (CONTINUE, END)
+
+
+def test_every_name_the_package_exports_imports() -> None:
+    """`from serving import ConversationState` (as the README once showed, and raised ImportError) and every
+    other name in serving.__all__ import from the package itself."""
+    import serving
+
+    assert {"ConversationState", "Guard"} <= set(serving.__all__)
+    for name in serving.__all__:
+        assert getattr(serving, name).__name__ == name
