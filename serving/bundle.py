@@ -51,6 +51,72 @@ def sha256_file(path: str | Path) -> str:
 
 
 @dataclass(frozen=True)
+class GateVerdict:
+    """The quality gates' verdict on the run that made the bundle: `evaluate`'s metrics/gates.json, copied into
+    bundle.json by `export` (so the digest covers it too).
+
+    Shown, never enforced, here: whether a model that fails its gates may be exported is the pipeline's call
+    (`gates.enforce`). The runtime shows the verdict (`inspect`, `/readyz`) so that whoever deploys or
+    reviews a bundle sees it without reading the run's metrics. A bundle without one reads "unknown".
+    """
+
+    passed: bool
+    failed: tuple[str, ...] = ()
+    enforced: bool | None = None
+    #: per gate: passed, value, limit, op ("<=" or ">="), skipped, note (pipeline/evaluation/gates.py)
+    gates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failed": list(self.failed),
+            "enforced": self.enforced,
+            "gates": {k: dict(v) for k, v in self.gates.items()},
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = MANIFEST) -> GateVerdict:
+        """A verdict from bundle.json's `gates` (or gates.json itself); BundleError naming what is malformed."""
+        if not isinstance(raw, Mapping):
+            raise BundleError(f"{source}: 'gates' must be an object")
+        passed, failed, enforced = raw.get("passed"), raw.get("failed", []), raw.get("enforced")
+        gates, where = raw.get("gates") or {}, raw.get("source")
+        if not isinstance(passed, bool) or not isinstance(enforced, bool | None):
+            raise BundleError(f"{source}: gates.passed must be true or false, gates.enforced true, false or null")
+        if not isinstance(failed, list) or not all(isinstance(f, str) for f in failed) or passed == bool(failed):
+            raise BundleError(f"{source}: gates.failed must list the failed gates' names (empty when passed)")
+        if not isinstance(gates, Mapping) or not all(isinstance(g, Mapping) for g in gates.values()):
+            raise BundleError(f"{source}: gates.gates must map each gate's name to an object")
+        if not isinstance(where, str | None):
+            raise BundleError(f"{source}: gates.source must be a string or null")
+        return cls(passed, tuple(failed), enforced, {str(k): dict(v) for k, v in gates.items()}, where)
+
+    def summary(self) -> str:
+        """One line for a person: the verdict, whether it was enforced, and each failed gate's value and limit."""
+        if self.passed:
+            return f"passed ({len(self.gates)} gates)" if self.gates else "passed"
+        enforced = "" if self.enforced is None else ", enforced" if self.enforced else ", not enforced"
+        return f"FAILED{enforced}: " + "; ".join(_gate_line(name, self.gates.get(name, {})) for name in self.failed)
+
+
+def _gate_line(name: str, gate: Mapping[str, Any]) -> str:
+    value, limit, op = gate.get("value"), gate.get("limit"), gate.get("op")
+    numbers = isinstance(value, int | float) and isinstance(limit, int | float) and op in ("<=", ">=")
+    return f"{name} {value:.4g} ({op} {limit:.4g} required)" if numbers else name
+
+
+def gates_summary(gates: GateVerdict | None) -> str:
+    """`inspect`'s line for a bundle's gate verdict; "unknown" for a bundle exported before verdicts were kept."""
+    return gates.summary() if gates is not None else "unknown (this bundle records no gate verdict)"
+
+
+@dataclass(frozen=True)
 class BundleManifest:
     """The parsed `bundle.json`. Field names are the JSON keys."""
 
@@ -70,6 +136,8 @@ class BundleManifest:
     #: Optional (`session.disabled_optimizers`): onnxruntime graph fusions the scorer's sessions skip, chosen by
     #: the export that measured them (SkipLayerNormFusion: 12-14 % slower int8 on our CPU with it).
     disabled_optimizers: tuple[str, ...] = ()
+    #: Optional (`gates`): the quality gates' verdict on the run that made this bundle; None: unknown (older bundles).
+    gates: GateVerdict | None = None
     #: sha256 of the `bundle.json` bytes this was read from (None for one built in memory): what deployments pin.
     digest: str | None = field(default=None, compare=False)
 
@@ -95,6 +163,7 @@ class BundleManifest:
             **(
                 {"session": {"disabled_optimizers": list(self.disabled_optimizers)}} if self.disabled_optimizers else {}
             ),
+            **({"gates": self.gates.to_dict()} if self.gates is not None else {}),
         }
 
     @classmethod
@@ -110,6 +179,7 @@ class BundleManifest:
         rescore = _parse_rescore(d.get("rescore"), files, source)
         disabled = _parse_session(d.get("session"), source)
         temps = _parse_temperatures(d.get("temperatures"), source)
+        gates = None if d.get("gates") is None else GateVerdict.from_dict(d["gates"], source)
         return cls(
             labels=labels,
             window=window,
@@ -124,6 +194,7 @@ class BundleManifest:
             extra=dict(d.get("extra") or {}),
             rescore=rescore,
             disabled_optimizers=disabled,
+            gates=gates,
             digest=digest,
         )
 
@@ -224,6 +295,7 @@ def write_manifest(
     extra: Mapping[str, Any] | None = None,
     rescore: RescoreConfig | None = None,
     disabled_optimizers: Sequence[str] = (),
+    gates: GateVerdict | None = None,
 ) -> BundleManifest:
     """Hash every file already in `bundle_dir` and write `bundle.json` beside them; returns the manifest
     with its digest."""
@@ -245,6 +317,7 @@ def write_manifest(
         extra=dict(extra or {}),
         rescore=rescore,
         disabled_optimizers=tuple(disabled_optimizers),
+        gates=gates,
     )
     if rescore is not None and rescore.model not in files:
         raise BundleError(f"{bundle_dir}: rescore.model {rescore.model!r} is not a file of this bundle")

@@ -9,7 +9,11 @@ serving.calibration, serving.policy; pipeline/export/parity.py):
 The bundle is put in place only when the gates pass (or `parity.enforce` is false); metrics/export.json is
 written either way so a failure can be read, and a failed export leaves no work folder behind.
 
+bundle.json also records the quality gates' verdict on this run (evaluate's metrics/gates.json: passed or not,
+which gates failed, with values and limits), so that `python -m serving inspect` and `/readyz` show it.
+
     python -m pipeline.stages.export [--checkpoint DIR] [--thresholds FILE] [--test-split FILE] [--bundle DIR]
+                                     [--gates FILE]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pipeline.evaluation.logits import load_test_logits
 from pipeline.export.config import ExportConfig, MlflowConfig
 from pipeline.export.onnx_model import export_onnx, preoptimize, quantize_int8
 from pipeline.export.parity import ExportError, TestWindows, collect_windows, fit_rescore, onnx_logits, parity_metrics
-from serving.bundle import MODEL_FILES, TOKENIZER_FILE, read_manifest, write_manifest
+from serving.bundle import MODEL_FILES, TOKENIZER_FILE, BundleError, GateVerdict, read_manifest, write_manifest
 from serving.calibration import temperature_vector
 from serving.labels import MODEL_LABELS
 from serving.policy import PolicyConfig
@@ -59,6 +63,8 @@ class CheckpointInputs:
     temperatures: dict[str, float]
     thresholds_doc: dict[str, Any]
     train_info: dict[str, Any]
+    #: evaluate's gate verdict (read_gates), recorded in bundle.json
+    gates: GateVerdict | None = None
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -249,6 +255,20 @@ def parity_gates(metrics: dict[str, Any], cfg: ExportConfig, served: bool) -> li
     return failures
 
 
+def read_gates(path: Path) -> GateVerdict | None:
+    """evaluate's gate verdict (metrics/gates.json) for bundle.json, so that `inspect` and `/readyz` show it.
+    None when the file is absent (export run on its own): the bundle then reads "unknown"; a malformed file is
+    an ExportError naming it."""
+    if not path.is_file():
+        log.warning("%s not found: the bundle will record no gate verdict (unknown)", path)
+        return None
+    doc = _read_json(path, "gate verdict")
+    try:
+        return GateVerdict.from_dict({**doc, "source": f"{path} (evaluate)"}, str(path))
+    except BundleError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def write_bundle(
     args: argparse.Namespace,
     cfg: ExportConfig,
@@ -270,6 +290,7 @@ def write_bundle(
         mlflow_run_id=inputs.train_info.get("mlflow_run_id"),
         data_version=data_version(Path(args.lock), inputs.train_info),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        gates=inputs.gates,
         extra={
             "profile": profile,
             "opset": cfg.opset,
@@ -308,6 +329,7 @@ def write_bundle(
 def run_export(args: argparse.Namespace, cfg: ExportConfig, profile: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     inputs = load_inputs(Path(args.checkpoint), Path(args.thresholds))
+    inputs.gates = read_gates(Path(args.gates))  # before the slow work: a malformed verdict fails at once
     conversations = read_split(args.test_split)
     if not conversations:
         raise ExportError(f"{args.test_split}: empty test split; parity needs windows")
@@ -366,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate's PyTorch test logits, used when they match this checkpoint and window set ('' to rescore)",
     )
     p.add_argument("--bundle", default="models/bundle")
+    p.add_argument(
+        "--gates",
+        default="metrics/gates.json",
+        help="evaluate's gate verdict, recorded in bundle.json (absent: unknown)",
+    )
     p.add_argument("--metrics", default="metrics/export.json")
     p.add_argument("--lock", default="dvc.lock", help="dvc.lock, for the data version recorded in the bundle")
     p.add_argument("--config-dir", default="configs")

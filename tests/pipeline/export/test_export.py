@@ -26,6 +26,7 @@ def _args(root: Path, ckpt: Path, thresholds: Path, split: Path, config_dir: Pat
         "--calibration-split", str(split),
         "--bundle", str(root / "bundle"), "--metrics", str(root / "export.json"), "--lock", str(root / "none.lock"),
         "--config-dir", str(config_dir), "--profile", "default", "--torch-logits", str(root / "test_logits.npz"),
+        "--gates", str(root / "gates.json"),
     ]  # fmt: skip
 
 
@@ -63,7 +64,6 @@ def test_parity_metrics_and_bundle(bundle) -> None:
 def test_preoptimize_keeps_the_logits(tmp_path: Path, bundle) -> None:
     import numpy as np
     import onnxruntime as ort
-
 
     plain = tmp_path / "plain.onnx"
     onnx_model.quantize_int8(bundle / "model.fp32.onnx", plain)
@@ -142,6 +142,26 @@ def test_parity_reuses_evaluates_torch_logits_only_for_the_same_checkpoint(tmp_p
     # another checkpoint's logits are not used
     other, _ = build_checkpoint(tmp_path / "other", base_tokenizer_path, seed=3)
     assert load_test_logits(tmp_path / "test_logits.npz", keys, other) is None
+
+
+def test_the_bundle_records_evaluates_gate_verdict(bundle, tmp_path: Path) -> None:
+    """bundle.json carries metrics/gates.json's verdict (the fixture's: recall failed, not enforced)."""
+    gates = read_manifest(bundle).gates
+    assert gates is not None and gates.verdict == "failed" and gates.failed == ("termination_recall",)
+    assert gates.enforced is False and gates.gates["termination_recall"]["limit"] == 0.95
+    assert gates.source.endswith("gates.json (evaluate)")
+    assert json.loads((bundle / "bundle.json").read_text())["gates"]["failed"] == ["termination_recall"]
+
+
+def test_export_without_a_verdict_records_none_and_a_bad_one_fails(tmp_path: Path, base_tokenizer_path, capsys) -> None:
+    ckpt, thresholds = build_checkpoint(tmp_path, base_tokenizer_path)
+    split = write_test_split(tmp_path)
+    args = [*_args(tmp_path, ckpt, thresholds, split, REPO_ROOT / "configs"), "--no-mlflow", "--torch-logits", ""]
+    assert export.main(args) == 0  # no gates.json: exported, verdict unknown
+    assert read_manifest(tmp_path / "bundle").gates is None
+    (tmp_path / "gates.json").write_text(json.dumps({"passed": "yes", "failed": []}))
+    assert export.main(args) == 1
+    assert "gates.json: gates.passed must be true or false" in capsys.readouterr().err
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path: Path, base_tokenizer_path, capsys) -> None:
