@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.bundle import MODEL_FILES
+from serving.bundle import MODEL_FILES, read_manifest
 from serving.guard import ConversationState, Guard
 from serving.rescore import RescoreConfig
 from serving.window import WindowEncoder
@@ -269,6 +269,17 @@ def cold_starts(bundle: str | Path, model: str, runs: int) -> dict[str, dict[str
     return {"cold_start": fresh_process([str(bundle), model], COLD_START_CODE, runs, cwd=root)}
 
 
+def _phases(bundle: str | Path, models: Sequence[str], targets: Sequence[int], cold_start_runs: int) -> int:
+    """How many progress lines `run_bench` prints: one per timed phase."""
+    manifest = read_manifest(bundle, verify=False)
+    per_model = 0
+    for model in models:
+        rs = manifest.rescore
+        rescored = rs is not None and MODEL_FILES.get(model, model) != rs.model
+        per_model += len(targets) * (1 + bool(manifest.disabled_optimizers) + rescored) + 1 + (cold_start_runs > 0)
+    return per_model
+
+
 def run_bench(
     bundle: str | Path,
     *,
@@ -280,43 +291,75 @@ def run_bench(
     batch_size: int = 32,
     batch_rounds: int = 10,
     cold_start_runs: int = 3,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Latency per window size, batch throughput and cold start for each ONNX model of the bundle."""
+    """Latency per window size, batch throughput and cold start for each ONNX model of the bundle.
+
+    `progress(line)` is called before each timed phase with `[i/n] what` (the CLI prints it on stderr: the
+    default run takes about 90 s on a 2-core CPU)."""
+    total, done = _phases(bundle, models, token_targets, cold_start_runs), [0]
+
+    def say(what: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(f"[{done[0]}/{total}] {what}")
+
     result: dict[str, Any] = {"machine": machine(), "threads": threads, "engines": {}, "windows": {}}
     for model in models:
         # The model alone: re-scoring (serving/rescore.py) is timed apart, on turns it re-scores.
         guard = Guard.load(bundle, model=model, threads=threads, rescore=False)
-        engine: dict[str, Any] = {"latency": {}}
-        # The fusions the bundle skips (bundle.json `session`) are timed back on, beside it: the choice is
-        # re-checked on whatever CPU runs the bench.
-        skipped = guard.model.disabled_optimizers
-        full = (
-            Guard.load(bundle, model=model, threads=threads, rescore=False, disabled_optimizers=[]) if skipped else None
-        )
-        for target in token_targets:
-            prefix, text = scenario(guard.encoder, target)
-            result["windows"][str(target)] = window_length(guard.encoder, prefix, text)
-            engine["latency"][str(target)] = observe_latency(guard, prefix, text, iterations, warmup)
-            if full is not None:
-                engine.setdefault("latency_all_fusions", {"skipped_by_bundle": list(skipped)})
-                engine["latency_all_fusions"][str(target)] = observe_latency(full, prefix, text, iterations, warmup)
-        rs = guard.manifest.rescore if guard.manifest is not None else None
-        if rs is not None and MODEL_FILES.get(model, model) != rs.model:
-            # A turn near a threshold pays for both models: force every turn to be one.
-            both = Guard.load(bundle, model=model, threads=threads, rescore="eager")
-            both.rescore = RescoreConfig(rs.model, 1e9, "bench: every turn re-scored")
-            engine["rescore"] = rs.to_dict()
-            engine["latency_rescored_turn"] = {
-                str(t): observe_latency(both, *scenario(both.encoder, t), iterations // 3, warmup)
-                for t in token_targets
-            }
+        engine = _latencies(bundle, model, guard, token_targets, iterations, warmup, threads, say, result["windows"])
+        say(f"onnx_{model}: batch throughput, {batch_rounds} rounds of {batch_size} windows")
         wins = throughput_windows(guard.encoder, 64, batch_size)
         engine["throughput"] = batch_throughput(guard, wins, batch_size, batch_rounds)
         engine["size_mb"] = round((Path(bundle) / guard.model.name).stat().st_size / 2**20, 2)
         if cold_start_runs > 0:
+            say(f"onnx_{model}: cold start, {cold_start_runs} fresh processes")
             engine.update(cold_starts(bundle, model, cold_start_runs))
         result["engines"][f"onnx_{model}"] = engine
     return result
+
+
+def _latencies(
+    bundle: str | Path,
+    model: str,
+    guard: Guard,
+    token_targets: Sequence[int],
+    iterations: int,
+    warmup: int,
+    threads: int,
+    say: Callable[[str], None],
+    windows: dict[str, int],
+) -> dict[str, Any]:
+    """One engine's per-turn latency per window size: as the bundle runs it, with the fusions it skips back on,
+    and for a turn re-scored near a threshold (both models)."""
+    engine: dict[str, Any] = {"latency": {}}
+    # The fusions the bundle skips (bundle.json `session`) are timed back on, beside it: the choice is
+    # re-checked on whatever CPU runs the bench.
+    skipped = guard.model.disabled_optimizers
+    full = Guard.load(bundle, model=model, threads=threads, rescore=False, disabled_optimizers=[]) if skipped else None
+    for target in token_targets:
+        prefix, text = scenario(guard.encoder, target)
+        windows[str(target)] = window_length(guard.encoder, prefix, text)
+        say(f"onnx_{model}: latency at ~{target} tokens, {iterations} turns")
+        engine["latency"][str(target)] = observe_latency(guard, prefix, text, iterations, warmup)
+        if full is not None:
+            say(f"onnx_{model}: latency at ~{target} tokens with every fusion on, {iterations} turns")
+            engine.setdefault("latency_all_fusions", {"skipped_by_bundle": list(skipped)})
+            engine["latency_all_fusions"][str(target)] = observe_latency(full, prefix, text, iterations, warmup)
+    rs = guard.manifest.rescore if guard.manifest is not None else None
+    if rs is not None and MODEL_FILES.get(model, model) != rs.model:
+        # A turn near a threshold pays for both models: force every turn to be one.
+        both = Guard.load(bundle, model=model, threads=threads, rescore="eager")
+        both.rescore = RescoreConfig(rs.model, 1e9, "bench: every turn re-scored")
+        engine["rescore"] = rs.to_dict()
+        engine["latency_rescored_turn"] = {}
+        for t in token_targets:
+            say(f"onnx_{model}: latency of a re-scored turn at ~{t} tokens, {iterations // 3} turns")
+            engine["latency_rescored_turn"][str(t)] = observe_latency(
+                both, *scenario(both.encoder, t), iterations // 3, warmup
+            )
+    return engine
 
 
 def print_table(result: dict[str, Any], baseline: str | None = None) -> None:

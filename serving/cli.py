@@ -1,10 +1,14 @@
 """`python -m serving score|serve|bench|inspect`.
 
-`score` is the offline contract (DESIGN.md): one output line per non-blank input
-line, in order. A line that is not a valid conversation is reported on stderr as
-`file:line: field: reason` and written as a `continue`/`degraded` line with an
-`error` object, so every input line is accounted for and no caller can read a
-failure as an `end`. `--strict` makes such lines fail the run (exit 1).
+`score` is the offline contract (DESIGN.md): one output line per non-blank input line, in order. An input
+line is a conversation as HTTP takes it: `{"id"?, "turns": [{"role", "text"}]}` or `{"id"?, "messages":
+[{"role", "content"}]}` (serving/messages.py: the same rules, skips and notes); a line without an id is named
+`line-<n>`, its line number in the input file. An output line is what /v1/assess answers: `{"id", "decision",
+"end_turn", "reason", "evidence", "degraded", "turns": [{"index", "role", "action", "reason", "evidence",
+"scores", "degraded", "error"}], "notes"}`. A line that is not a valid conversation is reported on stderr as
+`file:line: field: reason` and written as a `continue`/`degraded` line with an `error` object, so every input
+line is accounted for and no caller can read a failure as an `end`. `--strict` makes such lines fail the run
+(exit 1).
 """
 
 from __future__ import annotations
@@ -17,52 +21,37 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from serving.bundle import BundleError, read_manifest, verify_files
+from serving.bundle import BundleError, gates_summary, read_manifest, verify_files
 from serving.decision import Decision, TurnResult
+from serving.messages import ScoringRecord, error_id, read_scoring_jsonl, with_sent_roles
 from serving.policy import CONTINUE, END, R_DEGRADED
-from serving.schema import Conversation, LineProblem, dumps_json, read_jsonl
+from serving.progress import Bar, Steps
+from serving.schema import LineProblem, dumps_json
 
 log = logging.getLogger("serving")
 
 
 def error_record(problem: LineProblem) -> dict[str, Any]:
-    """The output line for an input line that is not a valid conversation."""
-    conv_id = None
-    try:
-        obj = json.loads(problem.raw)
-        if isinstance(obj, dict) and isinstance(obj.get("id"), str | int) and not isinstance(obj.get("id"), bool):
-            conv_id = str(obj["id"])
-    except (ValueError, TypeError, RecursionError):  # malformed, too deep, or an integer too long
-        pass
-    if isinstance(conv_id, str) and len(conv_id) > 200:
-        conv_id = conv_id[:200]
+    """The output line for an input line that is not a valid conversation: a decision's shape, `continue`."""
     return {
-        "id": conv_id,
+        "id": error_id(problem.raw, problem.line),
         "decision": CONTINUE,
         "end_turn": None,
         "reason": R_DEGRADED,
-        "turns": [],
+        "evidence": [],
         "degraded": True,
+        "turns": [],
+        "notes": [],
         "error": {"file": problem.path, "line": problem.line, "field": problem.field, "reason": problem.reason},
     }
 
 
-def failed_decisions(convs: list[Conversation], error: str) -> list[Decision]:
+def failed_decisions(records: list[ScoringRecord], error: str) -> list[Decision]:
     """What the scorer answers for conversations it could not score: continue, every turn degraded."""
     return [
-        Decision.from_turns(c.id, [TurnResult.failed(i, t.role, error[:500]) for i, t in enumerate(c.turns)])
-        for c in convs
+        Decision.from_turns(r.id, [TurnResult.failed(i, t.role, error[:500]) for i, t in enumerate(r.turns)])
+        for r in records
     ]
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is optional for the runtime
-        return None
-    return tqdm(total=total, desc="scoring", unit="conv", file=sys.stderr, dynamic_ncols=True)
 
 
 def _count_lines(src: Path) -> int:
@@ -72,25 +61,26 @@ def _count_lines(src: Path) -> int:
 
 
 def _flush_pending(
-    guard: Any, pending: list[Conversation | LineProblem], out: TextIO, counts: dict[str, int], bar: Any
+    guard: Any, pending: list[ScoringRecord | LineProblem], out: TextIO, counts: dict[str, int], bar: Bar | None
 ) -> None:
-    """Score the pending conversations in one batch and write every pending line's record, in input order."""
-    convs = [p for p in pending if isinstance(p, Conversation)]
+    """Score the pending conversations in one call and write every pending line's record, in input order."""
+    records = [p for p in pending if isinstance(p, ScoringRecord)]
     try:
-        decisions = iter(guard.assess_many([(c.id, c.turns) for c in convs]))
+        decisions = iter(guard.assess_many([(r.id, r.pairs) for r in records]))
     except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
-        log.exception("scoring %d conversations failed; writing them as continue/degraded", len(convs))
-        decisions = iter(failed_decisions(convs, f"{type(exc).__name__}: {exc}"))
+        log.exception("scoring %d conversations failed; writing them as continue/degraded", len(records))
+        decisions = iter(failed_decisions(records, f"{type(exc).__name__}: {exc}"))
     for item in pending:
         if isinstance(item, LineProblem):
-            record = error_record(item)
+            line = error_record(item)
             counts["invalid"] += 1
         else:
-            record = next(decisions).to_record()
+            line = with_sent_roles(next(decisions).to_dict(), [t.sent_role for t in item.turns], item.notes)
             counts["scored"] += 1
-            counts["ended"] += record["decision"] == END
-            counts["degraded"] += bool(record["degraded"])
-        out.write(dumps_json(record) + "\n")
+            counts["ended"] += line["decision"] == END
+            counts["degraded"] += bool(line["degraded"])
+            counts["named"] += item.id_generated
+        out.write(dumps_json(line) + "\n")
     if bar is not None:
         bar.update(len(pending))
     pending.clear()
@@ -110,12 +100,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not src.is_file():
         print(f"error: {src}: input file not found", file=sys.stderr)
         return 2
-    bar = _progress(_count_lines(src), not args.no_progress)
-    counts = {"lines": 0, "scored": 0, "invalid": 0, "ended": 0, "degraded": 0}
+    bar = None if args.no_progress else Bar(_count_lines(src), "scoring", "conv")
+    counts = {"lines": 0, "scored": 0, "invalid": 0, "ended": 0, "degraded": 0, "named": 0}
     out: TextIO = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        pending: list[Conversation | LineProblem] = []
-        for item in read_jsonl(src):
+        pending: list[ScoringRecord | LineProblem] = []
+        for item in read_scoring_jsonl(src):
             counts["lines"] += 1
             if isinstance(item, LineProblem):
                 print(f"invalid: {item}", file=sys.stderr)
@@ -130,8 +120,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             out.close()
     print(
         f"{counts['lines']} lines: {counts['scored']} conversations scored ({counts['ended']} ended, "
-        f"{counts['degraded']} with degraded turns), {counts['invalid']} invalid lines written as "
-        f"continue/degraded error records -> {args.output}",
+        f"{counts['degraded']} with degraded turns, {counts['named']} without an id named line-<n>), "
+        f"{counts['invalid']} invalid lines written as continue/degraded error records -> {args.output}",
         file=sys.stderr,
     )
     return 1 if args.strict and counts["invalid"] else 0
@@ -145,14 +135,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     except BundleError as exc:
         integrity = f"FAILED: {exc}"
     d = manifest.to_dict()
+    verdict = manifest.gates.verdict if manifest.gates is not None else "unknown"
     if args.json:
-        print(json.dumps({**d, "digest": manifest.digest, "integrity": integrity}, indent=2))
+        print(json.dumps({**d, "gate_verdict": verdict, "digest": manifest.digest, "integrity": integrity}, indent=2))
         return 0 if integrity.startswith("ok") else 1
     print(f"bundle        {Path(args.bundle).resolve()}")
     print(f"format        {d['format_version']}   created {d['created_at']}")
     print(f"base model    {d['base_model']}")
     print(f"mlflow run    {d['mlflow_run_id']}")
     print(f"data version  {d['data_version']}")
+    source = f"   [{manifest.gates.source}]" if manifest.gates is not None and manifest.gates.source else ""
+    print(f"gates         {gates_summary(manifest.gates)}{source}")
     print(f"labels        {', '.join(d['labels'])}")
     w = d["window"]
     print(
@@ -202,6 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         threads=args.threads,
         cold_start_runs=args.cold_start_runs,
+        progress=None if args.quiet else Steps("bench"),
     )
     print_table(result)
     if args.json:
@@ -210,49 +204,105 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serving", description="escalation-guard scorer runtime")
-    sub = p.add_subparsers(dest="command", required=True)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's default in its help, except where there is none to show (None: the help says where the
+    value comes from; False: a switch that is off unless given)."""
 
-    s = sub.add_parser("score", help="replay conversations from a JSONL file, one decision line per input line")
-    s.add_argument("--bundle", default="models/bundle")
-    s.add_argument("--input", required=True)
-    s.add_argument("--output", required=True, help="JSONL path, or - for stdout")
-    s.add_argument("--model", default="int8", help="int8 (default) | fp32")
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--batch-size", type=int, default=32, help="windows per model call (across conversations)")
-    s.add_argument("--chunk", type=int, default=256, help="conversations read per batch")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        if isinstance(action.default, list):
+            return f"{action.help} (default: {' '.join(map(str, action.default))})"
+        return super()._get_help_string(action)
+
+
+def _score_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "score",
+        help="replay conversations from a JSONL file, one decision line per input line",
+        description="Replay each conversation of a JSONL file turn by turn, as if live; one output line per "
+        "non-blank input line, in order. Input lines: {id?, turns: [{role, text}]} or {id?, messages: [{role, "
+        "content}]}; a line without an id is named line-<n> (its line number). Output lines: what POST "
+        "/v1/assess answers.",
+        formatter_class=HelpFormatter,
+    )
+    s.add_argument("--bundle", default="models/bundle", help="the bundle folder (bundle.json and its files)")
+    s.add_argument("--input", required=True, help="JSONL file of conversations")
+    s.add_argument("--output", required=True, help="JSONL file for the decisions, or - for stdout")
+    s.add_argument("--model", default="int8", help="int8 (model.onnx) | fp32 (model.fp32.onnx)")
+    s.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="windows per model call; above 1, int8 scores depend on the batch-mates (dynamic quantisation "
+        "scales activations per batch), so 1 scores every turn as a live turn is scored",
+    )
+    s.add_argument("--chunk", type=int, default=256, help="conversations read and scored per step")
     s.add_argument("--strict", action="store_true", help="exit 1 if any input line was invalid")
     s.add_argument(
         "--no-rescore", action="store_true", help="the model alone: no fp32 re-scoring of turns near a threshold"
     )
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_score)
 
-    v = sub.add_parser("serve", help="HTTP service (FastAPI + uvicorn)")
-    v.add_argument("--config", default="configs/serve.yaml")
-    v.add_argument("--bundle")
-    v.add_argument("--host")
-    v.add_argument("--port", type=int)
-    v.add_argument("--model")
-    v.add_argument("--threads", type=int)
-    v.add_argument("--feedback-path", help="JSONL file POST /v1/feedback appends to")
+
+def _serve_parser(sub: Any) -> None:
+    v = sub.add_parser(
+        "serve",
+        help="HTTP service (FastAPI + uvicorn)",
+        description="The HTTP service. Settings come from --config; each flag given overrides its setting.",
+        formatter_class=HelpFormatter,
+    )
+    v.add_argument("--config", default="configs/serve.yaml", help="YAML file with a serve: block")
+    v.add_argument("--bundle", help="bundle folder (default: serve.bundle of --config, models/bundle)")
+    v.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
+    v.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
+    v.add_argument("--model", help="int8 | fp32 (default: serve.model, int8)")
+    v.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: serve.threads, 1)")
+    v.add_argument(
+        "--feedback-path",
+        help="JSONL file POST /v1/feedback appends to (default: serve.feedback_path, data/feedback/feedback.jsonl)",
+    )
     v.set_defaults(func=cmd_serve)
 
-    b = sub.add_parser("bench", help="per-turn latency, throughput, cold start of the ONNX scorer")
-    b.add_argument("--bundle", default="models/bundle")
-    b.add_argument("--models", nargs="+", default=["int8", "fp32"])
-    b.add_argument("--tokens", nargs="+", type=int, default=[16, 64, 128])
-    b.add_argument("--iterations", type=int, default=300)
-    b.add_argument("--warmup", type=int, default=20)
-    b.add_argument("--threads", type=int, default=1)
-    b.add_argument("--cold-start-runs", type=int, default=3)
-    b.add_argument("--json", help="also write the result here")
+
+def _bench_parser(sub: Any) -> None:
+    b = sub.add_parser(
+        "bench",
+        help="per-turn latency, throughput, cold start of the ONNX scorer",
+        description="Time the bundle's ONNX models: per-turn latency by window size, batch throughput, fresh "
+        "process start. Progress lines go to stderr; the table to stdout.",
+        formatter_class=HelpFormatter,
+    )
+    b.add_argument("--bundle", default="models/bundle", help="the bundle folder")
+    b.add_argument("--models", nargs="+", default=["int8", "fp32"], help="which of the bundle's models to time")
+    b.add_argument("--tokens", nargs="+", type=int, default=[16, 64, 128], help="window sizes to time (tokens)")
+    b.add_argument("--iterations", type=int, default=300, help="timed turns per model and window size")
+    b.add_argument("--warmup", type=int, default=20, help="untimed turns before timing")
+    b.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    b.add_argument("--cold-start-runs", type=int, default=3, help="fresh processes per model (0: skip)")
+    b.add_argument("--json", help="also write the result to this file")
+    b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=cmd_bench)
 
-    i = sub.add_parser("inspect", help="labels, thresholds, policy, hashes and provenance of a bundle")
-    i.add_argument("--bundle", default="models/bundle")
-    i.add_argument("--json", action="store_true")
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m serving", description="escalation-guard scorer runtime", formatter_class=HelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    _score_parser(sub)
+    _serve_parser(sub)
+    _bench_parser(sub)
+    i = sub.add_parser(
+        "inspect",
+        help="labels, thresholds, policy, gate verdict, hashes and provenance of a bundle",
+        description="Show a bundle's manifest and check every file's sha256 (exit 1 if one differs).",
+        formatter_class=HelpFormatter,
+    )
+    i.add_argument("--bundle", default="models/bundle", help="the bundle folder")
+    i.add_argument("--json", action="store_true", help="the manifest as JSON, with digest and integrity")
     i.set_defaults(func=cmd_inspect)
     return p
 

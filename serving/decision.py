@@ -83,7 +83,8 @@ class Decision:
         return cls(conv_id, CONTINUE, None, last.reason, last.evidence, turns)
 
     def to_dict(self) -> dict[str, Any]:
-        """The full shape (Python API and HTTP)."""
+        """The full shape: the Python API's, and (with `notes`, serving/messages.py) the HTTP answer's and each
+        `python -m serving score` output line's."""
         return {
             "id": self.id,
             "decision": self.decision,
@@ -92,18 +93,4 @@ class Decision:
             "evidence": list(self.evidence),
             "degraded": self.degraded,
             "turns": [t.to_dict() for t in self.turns],
-        }
-
-    def to_record(self) -> dict[str, Any]:
-        """The `python -m serving score` line (DESIGN.md), plus `degraded`."""
-        return {
-            "id": self.id,
-            "decision": self.decision,
-            "end_turn": self.end_turn,
-            "reason": self.reason,
-            "turns": [
-                {"index": t.index, "scores": None if t.scores is None else dict(t.scores), "action": t.action}
-                for t in self.turns
-            ],
-            "degraded": self.degraded,
         }

@@ -5,12 +5,14 @@
     POST /v1/feedback  {"conversation": {"id"?, "turns" | "messages"}, "decision"?, "reason"?, "comment"?,
                        "feedback_id"?}
     GET  /healthz      process is up
-    GET  /readyz       bundle loaded (and its digest) and a warm-up turn scored
+    GET  /readyz       bundle loaded (its digest and gate verdict) and a warm-up turn scored
     GET  /metrics      Prometheus
     GET  /openapi.json, /docs   the request and response schemas (serving/http_models.py), Swagger UI
 
-`messages` is a chat stack's shape: content a string or a list of {"type": "text", "text"} parts, joined
-with newlines; the same conversation as `turns` gets the same decision. Send one of the two, not both.
+`messages` is a chat stack's shape: content a string or a list of parts (text parts joined with newlines);
+the same conversation as `turns` gets the same decision. Send one of the two, not both. system, developer,
+tool and function messages, messages with no text (an assistant's tool calls) and non-text parts (images)
+are not scored; the answer's `notes` names each (serving/messages.py, shared with the CLI).
 
 Status codes: 400 malformed JSON, 408 body not received in time, 413 body / turns / characters over the
 configured limits, 415 not JSON, 422 wrong shape or types (the message names the field), 429 feedback
@@ -53,6 +55,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from serving.bundle import GateVerdict, gates_summary
 from serving.feedback_store import FeedbackStore, StoreFull
 from serving.guard import Guard
 from serving.http_models import (
@@ -69,6 +72,7 @@ from serving.http_models import (
     validation_context,
 )
 from serving.limits import Busy, Cancelled, FairSlots, TokenBuckets
+from serving.messages import with_sent_roles
 from serving.metrics_http import ServingMetrics
 from serving.policy import CONTINUE, R_DEGRADED
 from serving.schema import dumps_json
@@ -226,7 +230,7 @@ async def read_json(request: Request, settings: Settings) -> Any:
     return parse_json(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
 
 
-def degraded_answer(conv_id: str | None, n_turns: int, error: str) -> dict[str, Any]:
+def degraded_answer(conv_id: str | None, n_turns: int, error: str, notes: list[str] | None = None) -> dict[str, Any]:
     """What /v1/assess answers when scoring itself failed: continue, flagged as degraded (Decision's shape)."""
     return {
         "id": conv_id,
@@ -236,6 +240,7 @@ def degraded_answer(conv_id: str | None, n_turns: int, error: str) -> dict[str, 
         "evidence": [],
         "degraded": True,
         "turns": [],
+        "notes": list(notes or ()),
         "error": error[:300],
         "n_turns": n_turns,
     }
@@ -356,8 +361,10 @@ class ScoringGate:
 API_DESCRIPTION = """\
 Send the conversation so far to `POST /v1/assess` after each turn; the answer's `decision` is `end` when the
 assistant may end the conversation now. A conversation is `turns` ([{role, text}]) or a chat stack's
-`messages` ([{role, content}], content a string or a list of text parts): one of the two, not both; the same
-conversation gets the same decision in either shape.
+`messages` ([{role, content}], content a string or a list of parts): one of the two, not both; the same
+conversation gets the same decision in either shape. Only user and assistant text is scored: system,
+developer, tool and function messages, messages without text and non-text parts (images, audio, files) are
+skipped, and the answer's `notes` says which.
 
 Every error answers `{"error": {"status", "message", "field"}}`, `field` naming the offending field
 (e.g. `turns[0].role`). Scoring failures are never errors: the answer is `continue` with `"degraded": true`.
@@ -493,14 +500,14 @@ def add_assess_route(app: FastAPI, guard: Guard, settings: Settings, metrics: Se
         `continue` with `"degraded": true`."""
         require_json(request, strict=False)
         conv = validated(AssessRequest, await read_json(request, settings), settings)
-        conv_id, turns = conv.conversation_id(), conv.pairs()
+        conv_id, turns, notes = conv.conversation_id(), conv.pairs(), conv.notes()
 
         def work(checkpoint: Any) -> Any:
             return guard.assess(turns, conv_id, checkpoint=checkpoint)
 
         try:
             decision = await gate.run(request, work, len(turns))
-            answer = decision.to_dict()
+            answer = with_sent_roles(decision.to_dict(), conv.sent_roles(), notes)
             degraded_turns = sum(t.degraded for t in decision.turns)
             metrics.turns.inc(len(decision.turns) - degraded_turns)
         except (Busy, Cancelled):
@@ -508,7 +515,8 @@ def add_assess_route(app: FastAPI, guard: Guard, settings: Settings, metrics: Se
         except Exception as exc:  # noqa: BLE001 - a failure must answer continue
             log.exception("assess failed; answering continue (degraded)")
             metrics.errors.labels("assess").inc()
-            answer, degraded_turns = degraded_answer(conv_id, len(turns), f"{type(exc).__name__}: {exc}"), len(turns)
+            answer = degraded_answer(conv_id, len(turns), f"{type(exc).__name__}: {exc}", notes)
+            degraded_turns = len(turns)
         count_answer(metrics, answer, degraded_turns)
         return JSONAnswer(answer)
 
@@ -570,10 +578,14 @@ def feedback_record(obj: Any, settings: Settings) -> dict[str, Any]:
     """The line stored for a feedback body (422/413 naming the field on a bad one)."""
     req = validated(FeedbackRequest, obj, settings)
     conv_id = req.conversation.conversation_id() or f"feedback-{uuid.uuid4().hex[:16]}"
+    turns = [
+        {"role": t.role, "text": t.text, **({"meta": {"sent_role": t.sent_role}} if t.sent_role != t.role else {})}
+        for t in req.conversation.read_turns()
+    ]
     return {
         "feedback_id": req.feedback_id or uuid.uuid4().hex,
         "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "conversation": {"id": conv_id, "turns": [{"role": r, "text": t} for r, t in req.conversation.pairs()]},
+        "conversation": {"id": conv_id, "turns": turns},
         "decision": req.decision,
         "reason": req.reason,
         "comment": req.comment,
@@ -600,6 +612,7 @@ def add_probe_routes(app: FastAPI, guard: Guard, metrics: ServingMetrics) -> Non
             "bundle_digest": guard.bundle_digest,
             "mlflow_run_id": m.mlflow_run_id if m else None,
             "created_at": m.created_at if m else None,
+            "gates": gates_answer(m.gates if m else None),
         }
         return JSONResponse(body, status_code=200 if app.state.ready else 503)
 
@@ -607,6 +620,18 @@ def add_probe_routes(app: FastAPI, guard: Guard, metrics: ServingMetrics) -> Non
     async def prometheus() -> Response:
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
+
+
+def gates_answer(gates: GateVerdict | None) -> dict[str, Any]:
+    """/readyz's view of the bundle's gate verdict (informational: a bundle that failed its gates still serves)."""
+    if gates is None:
+        return {"verdict": "unknown", "failed": [], "enforced": None, "summary": gates_summary(None)}
+    return {
+        "verdict": gates.verdict,
+        "failed": list(gates.failed),
+        "enforced": gates.enforced,
+        "summary": gates.summary(),
+    }
 
 
 def serve(settings: Settings) -> None:

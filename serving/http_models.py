@@ -7,8 +7,9 @@ serving/http.py) and then validates the decoded object here:
 
 Models are strict (no coercion: `1` is not a string, `1.0` is not an id) and ignore unknown keys. A
 conversation comes as `turns` ([{role, text}]) or as a chat stack's `messages` ([{role, content}], content a
-string or a list of {"type": "text", "text"} parts, joined with newlines), never both; either way
-`Conversation.pairs()` gives the same (role, text) list to the scorer. Limits (turns per request, characters
+string or a list of parts), never both; how messages become turns (which roles and parts are read, which are
+skipped and noted) is serving/messages.py's, shared with the CLI, and either way `Conversation.pairs()` gives
+the same (role, text) list to the scorer. Limits (turns per request, characters
 per turn or comment) come from the server's Settings through the validation context and fail as 413.
 
 `first_problem` turns pydantic's ValidationError into the service's error: a status (422, or 413 for a
@@ -27,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -38,13 +40,16 @@ from pydantic_core import PydanticCustomError
 
 from serving.feedback_store import ID_PATTERN
 from serving.labels import ROLES
+from serving.messages import MESSAGE_ROLES, ReadTurn, mixed_keys, notes, read_message
 from serving.policy import CONTINUE, END
+from serving.schema import SchemaError
 from serving.window import clean_text
 
 Role = Literal["user", "assistant", "system"]
+MessageRole = Literal["user", "assistant", "system", "developer", "tool", "function"]
 DecisionValue = Literal["continue", "end"]
-if get_args(Role) != ROLES or get_args(DecisionValue) != (CONTINUE, END):  # one vocabulary with the policy
-    raise ImportError("the roles or decisions of serving/http_models.py differ from serving/labels.py, policy.py")
+if (get_args(Role), get_args(MessageRole), get_args(DecisionValue)) != (ROLES, MESSAGE_ROLES, (CONTINUE, END)):
+    raise ImportError("the roles or decisions of serving/http_models.py differ from labels.py, messages.py, policy.py")
 
 #: the error type of a limit (turns, characters): answered 413, not 422
 LIMIT = "limit"
@@ -103,6 +108,11 @@ class _Strict(BaseModel):
 class Turn(_Strict):
     """One turn of a conversation, in the service's own shape."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_message(cls, obj: Any) -> Any:
+        return _mixed_keys(obj, "turns")
+
     role: Role = Field(
         description="Who wrote the turn. System turns are neither scored nor read as context (their action is continue)."
     )
@@ -118,11 +128,19 @@ class Turn(_Strict):
         return clean_text(text)
 
 
-class TextPart(_Strict):
-    """One part of an OpenAI-style content list. Only text parts are read."""
+class ContentPart(_Strict):
+    """One part of a chat stack's content list. Text parts are read; the others are skipped (see `notes`)."""
 
-    type: Literal["text"] = Field(description='The part\'s kind; only "text" is accepted (422 for others).')
-    text: str = Field(description="The part's text.")
+    type: str = Field(
+        description="The part's kind. `text`, `input_text` and `output_text` (their `text`) and `refusal` (its "
+        "`refusal`) are read; any other (image_url, input_audio, file, tool_use, ...) is skipped and named in the "
+        "answer's `notes`."
+    )
+    text: str | None = Field(default=None, description="The part's text (required for the text kinds).")
+    refusal: str | None = Field(default=None, description="An assistant's refusal text (for type `refusal`).")
+
+    def plain(self) -> dict[str, Any]:
+        return {"type": self.type, "text": self.text, "refusal": self.refusal}
 
 
 def _content_kind(value: Any) -> str | None:
@@ -130,11 +148,11 @@ def _content_kind(value: Any) -> str | None:
 
 
 Content = Annotated[
-    Annotated[str, Tag("string")] | Annotated[list[TextPart], Tag("parts")],
+    Annotated[str, Tag("string")] | Annotated[list[ContentPart], Tag("parts")],
     Discriminator(
         _content_kind,
         custom_error_type="content_type",
-        custom_error_message="must be a string or a list of {type: text, text} parts",
+        custom_error_message="must be a string or a list of {type, text} parts",
     ),
 ]
 
@@ -142,21 +160,58 @@ Content = Annotated[
 _UNION_TAGS = frozenset({"string", "parts"})
 
 
+def _schema_error(exc: SchemaError) -> PydanticCustomError:
+    """A SchemaError of serving/messages.py as pydantic's error; the message travels as context, never as a
+    template (a role sent as "{x}" must not be formatted)."""
+    return PydanticCustomError("message", "{message}", {"message": exc.message, "field": exc.field})
+
+
+def _mixed_keys(obj: Any, shape: str) -> Any:
+    if isinstance(obj, dict) and (problem := mixed_keys(obj, shape)) is not None:
+        raise PydanticCustomError("mixed", "{message}", {"message": problem[1], "field": problem[0]})
+    return obj
+
+
 class Message(_Strict):
-    """One message of a chat stack (OpenAI style), read as the turn {role, text: content}."""
+    """One message of a chat stack (OpenAI style), read as a turn by serving/messages.py's rules."""
 
-    role: Role = Field(description="Who wrote the message. System messages are neither scored nor read as context.")
-    content: Content = Field(
-        description='The message\'s text: a string, or a list of {"type": "text", "text": ...} parts joined '
-        "with newlines. At most `max_turn_chars` characters once joined (413 beyond)."
+    role: MessageRole = Field(
+        description="Who wrote the message. user and assistant messages are scored; system, developer, tool and "
+        "function messages are neither scored nor read as context (their action is continue, reason system_turn)."
     )
+    content: Content | None = Field(
+        default=None,
+        description="The message's text: a string, or a list of parts whose text parts are joined with newlines. "
+        "At most `max_turn_chars` characters once joined (413 beyond). Null or absent only for a message that is "
+        "not the user's (e.g. an assistant's tool calls): such a message, or one with no text part, is not scored.",
+    )
+    _read: ReadTurn | None = PrivateAttr(default=None)
 
-    @field_validator("content")
+    @model_validator(mode="before")
     @classmethod
-    def _joined_within_limit(cls, content: str | list[TextPart], info: ValidationInfo) -> str:
-        text = content if isinstance(content, str) else "\n".join(part.text for part in content)
-        _too_long(text, _limits(info).max_turn_chars)
-        return clean_text(text)
+    def _not_a_turn(cls, obj: Any) -> Any:
+        return _mixed_keys(obj, "messages")
+
+    @model_validator(mode="after")
+    def _as_turn(self, info: ValidationInfo) -> Message:
+        content = (
+            self.content if self.content is None or isinstance(self.content, str) else [p.plain() for p in self.content]
+        )
+        try:
+            self._read = read_message(self.role, content)
+        except SchemaError as exc:
+            raise _schema_error(exc) from None
+        if len(self._read.text) > _limits(info).max_turn_chars:
+            n, limit = len(self._read.text), _limits(info).max_turn_chars
+            raise PydanticCustomError(
+                LIMIT, "{n} characters exceed the limit of {limit}", {"n": n, "limit": limit, "field": "content"}
+            )
+        return self
+
+    @property
+    def turn(self) -> ReadTurn:
+        assert self._read is not None
+        return self._read
 
 
 def _not_too_many(value: Any, info: ValidationInfo) -> Any:
@@ -200,11 +255,22 @@ class Conversation(_Strict):
             raise PydanticCustomError("no_turns", "missing (send turns or messages)", {"field": "turns"})
         return self
 
-    def pairs(self) -> list[tuple[str, str]]:
-        """(role, text) per turn, whichever shape was sent."""
+    def read_turns(self) -> list[ReadTurn]:
+        """Every turn as serving/messages.py reads it, whichever shape was sent."""
         if self.turns is not None:
-            return [(t.role, t.text) for t in self.turns]
-        return [(m.role, m.content) for m in self.messages or ()]
+            return [ReadTurn(t.role, t.text, t.role) for t in self.turns]
+        return [m.turn for m in self.messages or ()]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(role, text) per turn as the scorer sees it (a skipped message as a system turn)."""
+        return [(t.role, t.text) for t in self.read_turns()]
+
+    def sent_roles(self) -> list[str]:
+        return [t.sent_role for t in self.read_turns()]
+
+    def notes(self) -> list[str]:
+        """What was not read (skipped messages, non-text parts), one line per message."""
+        return notes(self.read_turns())
 
     def conversation_id(self) -> str | None:
         return None if self.id is None else str(self.id)[:200]
@@ -219,6 +285,15 @@ class AssessRequest(Conversation):
             "examples": [
                 {"id": "c-1", "turns": [{"role": "user", "text": "hello"}]},
                 {"messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]},
+                {
+                    "messages": [
+                        {"role": "system", "content": "You are a travel assistant."},
+                        {"role": "user", "content": "weather in Lyon?"},
+                        {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function"}]},
+                        {"role": "tool", "content": '{"temp_c": 21}'},
+                        {"role": "assistant", "content": "21 °C and sunny."},
+                    ]
+                },
             ],
         }
     )
@@ -268,11 +343,12 @@ class TurnAnswer(BaseModel):
     """What the scorer decided after one turn."""
 
     index: int = Field(description="The turn's position in the request, from 0.")
-    role: str = Field(description="The turn's role, as sent.")
+    role: str = Field(description="The turn's role, as sent (a skipped tool message stays `tool`).")
     action: DecisionValue = Field(description="Whether the conversation may end after this turn.")
     reason: str = Field(
-        description="Why: benign, assistant_turn, system_turn, flagged_below_persistence, self_harm_veto, "
-        "user_requested_end, persistent_harmful, persistent_abuse, already_ended or degraded."
+        description="Why: benign, assistant_turn, system_turn (a message that is not scored: system, developer, "
+        "tool, function, or one with no text), flagged_below_persistence, self_harm_veto, user_requested_end, "
+        "persistent_harmful, persistent_abuse, already_ended or degraded."
     )
     evidence: list[int] = Field(description="Indexes of the turns that led to this action.")
     scores: dict[str, float] | None = Field(
@@ -294,6 +370,10 @@ class AssessAnswer(BaseModel):
     evidence: list[int] = Field(description="Indexes of the turns behind the reason.")
     degraded: bool = Field(description="True when some turn could not be scored; such turns never end a chat.")
     turns: list[TurnAnswer] = Field(description="Per turn, in request order; empty when scoring failed entirely.")
+    notes: list[str] = Field(
+        description="What was not read, one line per message: skipped roles (developer, tool, function), messages "
+        "with no text, non-text content parts. Empty for `turns` bodies and plain messages."
+    )
     error: str | None = Field(default=None, description="Only when scoring failed entirely: what failed.")
     n_turns: int | None = Field(default=None, description="Only when scoring failed entirely: turns received.")
 
@@ -324,6 +404,17 @@ class HealthAnswer(BaseModel):
     status: Literal["ok"] = Field(description="Always `ok`: the process answers.")
 
 
+class GatesAnswer(BaseModel):
+    """The quality gates' verdict on the run that made the bundle (bundle.json `gates`, from evaluate)."""
+
+    verdict: Literal["passed", "failed", "unknown"] = Field(
+        description="`unknown` for a bundle that records no verdict (exported before verdicts were kept)."
+    )
+    failed: list[str] = Field(description="The names of the gates that failed (configs/gates.yaml).")
+    enforced: bool | None = Field(description="Whether the pipeline was set to stop on a failed gate.")
+    summary: str = Field(description="One line for a person: each failed gate's value and limit.")
+
+
 class ReadyAnswer(BaseModel):
     """Readiness: 200 when the bundle is loaded and a warm-up turn was scored, else 503."""
 
@@ -333,6 +424,10 @@ class ReadyAnswer(BaseModel):
     bundle_digest: str | None = Field(description="sha256 of the bundle's manifest: what deployments pin.")
     mlflow_run_id: str | None = Field(description="The training run the bundle came from.")
     created_at: str | None = Field(description="When the bundle was exported.")
+    gates: GatesAnswer = Field(
+        description="The gate verdict of the bundle's run. Informational: a bundle that failed its gates is still "
+        "ready (whether it may ship is the pipeline's `gates.enforce`)."
+    )
 
 
 def request_schemas(ref_prefix: str = "#/components/schemas/") -> tuple[dict[str, dict], dict[str, dict]]:
@@ -345,13 +440,14 @@ def request_schemas(ref_prefix: str = "#/components/schemas/") -> tuple[dict[str
 # --------------------------------------------------------------------------- errors
 #: how a list or an object is described, by field or model name
 _LIST_OF = {"turns": "{role, text} objects", "messages": "{role, content} objects"}
-_OBJECT_WITH = {"Turn": " with role and text", "Message": " with role and content", "TextPart": " with type and text"}
+_OBJECT_WITH = {
+    "Turn": " with role and text",
+    "Message": " with role and content",
+    "ContentPart": " with type and text",
+}
 _PATTERN = {"feedback_id": "must be 1-64 characters of letters, digits and . _ : -"}
 _NULLABLE = frozenset(name for name, f in FeedbackRequest.model_fields.items() if not f.is_required())
-_LITERAL = {
-    "role": "unknown role {got} (expected one of {allowed})",
-    "type": "unsupported content part type {got} (expected {allowed})",
-}
+_LITERAL = {"role": "unknown role {got} (expected one of {allowed})"}
 
 
 @dataclass(frozen=True)

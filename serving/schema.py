@@ -72,14 +72,15 @@ def _require_str(obj: Mapping[str, Any], key: str, path: str, *, allow_empty: bo
     return value
 
 
-def parse_turn(obj: Any, path: str) -> Turn:
-    """Validate one turn; raises SchemaError naming the field."""
+def parse_turn(obj: Any, path: str, *, allow_empty_text: bool = False) -> Turn:
+    """Validate one turn; raises SchemaError naming the field. `allow_empty_text` is for scoring (an empty turn
+    is scored as one, as over HTTP); training data refuses it."""
     if not isinstance(obj, Mapping):
         raise SchemaError(path, f"turn must be an object, got {type(obj).__name__}")
     role = _require_str(obj, "role", f"{path}.")
     if role not in ROLES:
         raise SchemaError(f"{path}.role", f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
-    text = _require_str(obj, "text", f"{path}.")
+    text = _require_str(obj, "text", f"{path}.", allow_empty=allow_empty_text)
     raw_labels = obj.get("labels", [])
     if raw_labels is None:
         raw_labels = []
@@ -195,7 +196,11 @@ def json_lines(
             text = stripped.decode("utf-8")
         except UnicodeDecodeError as exc:
             keep = stripped[:RAW_KEEP_CHARS].decode("utf-8", "replace")
-            yield lineno, keep, LineProblem(path, lineno, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})", keep)
+            yield (
+                lineno,
+                keep,
+                LineProblem(path, lineno, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})", keep),
+            )
             continue
         try:
             yield lineno, text, loads(stripped)

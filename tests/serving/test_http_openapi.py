@@ -62,9 +62,13 @@ def test_openapi_documents_both_request_bodies(doc) -> None:
     assert turn["required"] == ["role", "text"]
     assert turn["properties"]["role"]["enum"] == ["user", "assistant", "system"]
     message = _items(doc, assess["properties"]["messages"])
-    assert set(message["properties"]) == {"role", "content"}
-    part = _items(doc, {"anyOf": message["properties"]["content"]["oneOf"]})
-    assert part["properties"]["type"]["const"] == "text"
+    assert set(message["properties"]) == {"role", "content"} and message["required"] == ["role"]
+    assert message["properties"]["role"]["enum"] == ["user", "assistant", "system", "developer", "tool", "function"]
+    content = message["properties"]["content"]["anyOf"]
+    assert {"type": "null"} in content
+    part = _items(doc, {"anyOf": next(c for c in content if "oneOf" in c)["oneOf"]})
+    assert part["properties"]["type"]["type"] == "string" and {"text", "refusal"} <= set(part["properties"])
+    assert any(m["role"] == "tool" for e in assess["examples"] for m in e.get("messages", []))
 
     feedback = _body_schema(doc, "/v1/feedback")
     assert set(feedback["properties"]) == {"conversation", "feedback_id", "decision", "reason", "comment"}
@@ -79,7 +83,16 @@ def test_openapi_documents_both_request_bodies(doc) -> None:
 
 def test_openapi_documents_answers_and_errors(doc) -> None:
     answer = _body_schema(doc, "/v1/assess", "200")
-    assert list(answer["properties"])[:7] == ["id", "decision", "end_turn", "reason", "evidence", "degraded", "turns"]
+    assert list(answer["properties"])[:8] == [
+        "id",
+        "decision",
+        "end_turn",
+        "reason",
+        "evidence",
+        "degraded",
+        "turns",
+        "notes",
+    ]
     assert answer["properties"]["decision"]["enum"] == ["continue", "end"]
     turn = _items(doc, answer["properties"]["turns"])
     assert set(turn["properties"]) == {"index", "role", "action", "reason", "evidence", "scores", "degraded", "error"}
@@ -96,6 +109,24 @@ def test_openapi_documents_answers_and_errors(doc) -> None:
             assert set(detail["properties"]) == {"status", "message", "field"}, (path, status)
     ready = doc["paths"]["/readyz"]["get"]["responses"]
     assert set(ready) == {"200", "503"}
+    ready_body = _resolve(doc, ready["200"]["content"]["application/json"]["schema"])
+    gates = _resolve(doc, ready_body["properties"]["gates"])
+    assert gates["properties"]["verdict"]["enum"] == ["passed", "failed", "unknown"]
+
+
+def test_readyz_of_a_bundle_without_a_verdict_says_unknown(bundle, tmp_path) -> None:
+    import shutil
+
+    from serving.guard import Guard
+
+    copy = tmp_path / "old"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / "bundle.json").read_text())
+    del manifest["gates"]
+    (copy / "bundle.json").write_text(json.dumps(manifest))
+    client = TestClient(create_app(Guard.load(copy), Settings(feedback_path=str(tmp_path / "fb.jsonl"))))
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["gates"]["verdict"] == "unknown" and r.json()["gates"]["failed"] == []
 
 
 def test_every_documented_field_has_a_description(doc) -> None:
@@ -151,13 +182,19 @@ def test_content_parts_are_joined_with_newlines(client: TestClient) -> None:
         ({"messages": [{"role": "user"}]}, 422, "messages[0].content", "missing"),
         ({"messages": [{"role": "user", "content": None}]}, 422, "messages[0].content", "missing"),
         ({"messages": [{"role": "user", "content": 5}]}, 422, "messages[0].content", "must be a string or a list"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, 422, "messages[0].role", "unknown role"),
-        ({"messages": [{"role": "user", "text": "x"}]}, 422, "messages[0].content", "missing"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, 422, "messages[0].role", "unknown role 'robot'"),
+        ({"messages": [{"role": "user"}]}, 422, "messages[0].content", "missing"),
+        ({"messages": [{"role": "user", "text": "x"}]}, 422, "messages[0].content", "`text` belongs to the other"),
+        ({"messages": [{"role": "user", "content": "x", "text": "x"}]}, 422, "messages[0].text", "not `text`"),
+        ({"turns": [{"role": "user", "content": "x"}]}, 422, "turns[0].text", "`content` belongs to the other"),
+        ({"turns": [{"role": "user", "text": "x", "content": "x"}]}, 422, "turns[0].content", "not `content`"),
+        ({"turns": [{"role": "tool", "text": "x"}]}, 422, "turns[0].role", "unknown role 'tool'"),
+        ({"messages": [{"role": "user", "content": [{"text": "a"}]}]}, 422, "messages[0].content[0].type", "missing"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}]}]},
+            {"messages": [{"role": "assistant", "content": [{"type": "refusal", "text": "no"}]}]},
             422,
-            "messages[0].content[1].type",
-            "unsupported content part type 'image_url'",
+            "messages[0].content[0].refusal",
+            "missing",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
@@ -183,6 +220,53 @@ def test_bad_messages_get_clear_errors(client: TestClient, body, status: int, fi
     assert err["status"] == status and err["field"] == field and fragment in err["message"], err
 
 
+def _skipped_and_scored() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """A chat stack's conversation with every kind of message the scorer skips, and the same as our turns."""
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [
+        {"role": "developer", "content": "Answer briefly."},
+        {"role": "user", "content": [{"type": "text", "text": PERSISTENT[0]["text"]}, image]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function"}]},
+        {"role": "tool", "content": "no results", "tool_call_id": "t1"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": PERSISTENT[1]["text"]}]},
+        {"role": "user", "content": [image]},
+        *_as_messages(PERSISTENT[2:]),
+    ]
+    turns = [
+        {"role": "system", "text": "Answer briefly."},
+        PERSISTENT[0],
+        {"role": "system", "text": ""},
+        {"role": "system", "text": "no results"},
+        PERSISTENT[1],
+        {"role": "system", "text": ""},
+        *PERSISTENT[2:],
+    ]
+    return messages, turns
+
+
+def test_skipped_messages_keep_their_role_and_are_noted(client: TestClient) -> None:
+    """developer / tool messages, an assistant's tool call (content null) and an image-only message are neither
+    scored nor context: the decision is that of the same chat with system turns there; each skip is noted."""
+    messages, turns = _skipped_and_scored()
+    by_messages = client.post("/v1/assess", json={"id": "m", "messages": messages})
+    by_turns = client.post("/v1/assess", json={"id": "m", "turns": turns})
+    assert by_messages.status_code == by_turns.status_code == 200, by_messages.text
+    got, want = by_messages.json(), by_turns.json()
+    assert [t["role"] for t in got["turns"]] == [m["role"] for m in messages]
+    assert got["notes"] == [
+        "messages[0]: role 'developer' is not scored (read as a system message)",
+        "messages[1]: content parts skipped (only text is read): image_url",
+        "messages[2]: assistant message with no text (content null) is not scored",
+        "messages[3]: role 'tool' is not scored (read as a system message)",
+        "messages[5]: user message with no text (only image_url parts) is not scored",
+    ]
+    assert want["notes"] == [] and got["decision"] == want["decision"] == "end"
+    for a, b in zip(got["turns"], want["turns"], strict=True):
+        assert {**a, "role": None} == {**b, "role": None}
+    skipped = [t for t, m in zip(got["turns"], messages, strict=True) if m["role"] in ("developer", "tool")]
+    assert all(t["reason"] == "system_turn" and t["scores"] is None for t in skipped)
+
+
 def test_feedback_takes_messages_and_stores_turns(client: TestClient) -> None:
     path = client.app.state.settings.feedback_path
     parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
@@ -192,6 +276,11 @@ def test_feedback_takes_messages_and_stores_turns(client: TestClient) -> None:
     with open(path, encoding="utf-8") as fh:
         record = json.loads(fh.read().splitlines()[-1])
     assert record["conversation"] == {"id": "m-1", "turns": [{"role": "user", "text": "a\nb"}]}
+    tool = {"conversation": {"id": "m-2", "messages": [{"role": "tool", "content": "42"}]}}
+    assert client.post("/v1/feedback", json=tool).status_code == 202
+    with open(path, encoding="utf-8") as fh:
+        record = json.loads(fh.read().splitlines()[-1])
+    assert record["conversation"]["turns"] == [{"role": "system", "text": "42", "meta": {"sent_role": "tool"}}]
     r = client.post("/v1/feedback", json={"conversation": {"messages": []}})
     assert r.status_code == 422 and r.json()["error"]["field"] == "conversation.messages"
     both = {"conversation": {"turns": PERSISTENT, "messages": _as_messages(PERSISTENT)}}
@@ -204,14 +293,17 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-roles = st.sampled_from(["user", "assistant", "system", "tool"]) | json_values
+roles = st.sampled_from(["user", "assistant", "system", "developer", "tool", "function", "robot"]) | json_values
+part_types = st.sampled_from(["text", "input_text", "refusal", "image_url"]) | json_values
 parts = st.lists(
-    st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url"]) | json_values, "text": json_values})
-    | json_values,
+    st.fixed_dictionaries({"type": part_types}, optional={"text": json_values, "refusal": json_values}) | json_values,
     max_size=3,
 )
 messages = st.lists(
-    st.fixed_dictionaries({"role": roles, "content": st.text(max_size=40) | parts | json_values}), max_size=4
+    st.fixed_dictionaries(
+        {"role": roles}, optional={"content": st.text(max_size=40) | parts | json_values, "text": json_values}
+    ),
+    max_size=4,
 )
 conversations = st.one_of(
     json_values,

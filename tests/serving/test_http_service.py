@@ -37,8 +37,9 @@ def test_assess_contract(service, guard: Guard) -> None:
     r = client.post("/v1/assess", json={"id": "c-1", "turns": PERSISTENT})
     assert r.status_code == 200
     body = r.json()
-    assert list(body) == ["id", "decision", "end_turn", "reason", "evidence", "degraded", "turns"]
-    assert body == guard.assess([(t["role"], t["text"]) for t in PERSISTENT], conv_id="c-1").to_dict()
+    assert list(body) == ["id", "decision", "end_turn", "reason", "evidence", "degraded", "turns", "notes"]
+    want = guard.assess([(t["role"], t["text"]) for t in PERSISTENT], conv_id="c-1").to_dict()
+    assert body == {**want, "notes": []}
     assert body["decision"] == "end" and body["end_turn"] == 4 and body["reason"] == "persistent_harmful"
     assert body["evidence"] == [0, 1, 2, 3, 4]
     t0 = body["turns"][0]
@@ -149,6 +150,9 @@ def test_health_readiness_and_metrics(service) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model"] == "model.onnx"
+    gates = ready.json()["gates"]  # the fixture run failed its recall gate: shown, and still ready
+    assert gates["verdict"] == "failed" and gates["failed"] == ["termination_recall"] and gates["enforced"] is False
+    assert gates["summary"].startswith("FAILED, not enforced: termination_recall 0.4595")
     client.post("/v1/assess", json={"turns": PERSISTENT})
     client.post("/v1/assess", content=b"{")
     client.get("/no-such-route")

@@ -92,7 +92,10 @@ def test_a_pinned_digest_refuses_a_swapped_model_with_a_recomputed_hash(copy: Pa
 
     pinned = read_manifest(copy).digest
     shutil.copyfile(copy / "model.fp32.onnx", copy / "model.onnx")  # another model, its hash recomputed
-    _rewrite(copy, lambda d: d["files"].update({"model.onnx": hashlib.sha256((copy / "model.onnx").read_bytes()).hexdigest()}))
+    _rewrite(
+        copy,
+        lambda d: d["files"].update({"model.onnx": hashlib.sha256((copy / "model.onnx").read_bytes()).hexdigest()}),
+    )
     Guard.load(copy)
     with pytest.raises(BundleError, match="is not the pinned"):
         Guard.load(copy, expected_digest=pinned)
@@ -173,6 +176,7 @@ def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> 
         "session       onnxruntime fusions skipped: SkipLayerNormFusion",
         "integrity     ok",
         f"digest        {read_manifest(bundle).digest}",
+        "gates         FAILED, not enforced: termination_recall 0.4595 (>= 0.95 required)",
     ):
         assert text in out
     (copy / "model.onnx").write_bytes(b"not a model")
@@ -180,3 +184,26 @@ def test_inspect_prints_provenance_and_integrity(bundle, copy: Path, capsys) -> 
     assert json.loads(capsys.readouterr().out)["integrity"].startswith("FAILED")
     assert cli_main(["score", "--bundle", str(copy), "--input", "x", "--output", "y"]) == 2
     assert "bundle error" in capsys.readouterr().err
+
+
+def test_a_bundle_without_a_gate_verdict_loads_and_reads_unknown(copy: Path, capsys) -> None:
+    """Bundles exported before verdicts were kept have no `gates`: they load, inspect and serve as before."""
+    _rewrite(copy, lambda d: d.pop("gates"))
+    assert read_manifest(copy).gates is None and Guard.load(copy).assess([("user", "hi")]).decision == "continue"
+    assert cli_main(["inspect", "--bundle", str(copy)]) == 0
+    assert "gates         unknown (this bundle records no gate verdict)" in capsys.readouterr().out
+    assert cli_main(["inspect", "--bundle", str(copy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gate_verdict"] == "unknown"
+
+
+def test_the_gate_verdict_is_covered_by_the_digest_and_checked(bundle, copy: Path) -> None:
+    """Turning a failed verdict into a pass changes the digest a deployment pins; a malformed one is refused."""
+    pinned = read_manifest(bundle).digest
+    _rewrite(copy, lambda d: d["gates"].update(passed=True, failed=[]))
+    assert read_manifest(copy).gates.verdict == "passed"
+    with pytest.raises(BundleError, match="is not the pinned"):
+        Guard.load(copy, expected_digest=pinned)
+    for bad in ({"passed": "no"}, {"passed": False, "failed": []}, {"passed": True, "failed": [1]}, []):
+        _rewrite(copy, lambda d, bad=bad: d.update(gates=bad))
+        with pytest.raises(BundleError, match="gates"):
+            read_manifest(copy)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from serving.cli import main as cli_main
 from serving.guard import Guard
-from tests.serving_fixtures import REPO_ROOT, sample_records
+from tests.serving_fixtures import PERSISTENT_TURNS, REPO_ROOT, sample_records
 
 
 def _write_input(path: Path) -> list[str]:
@@ -33,39 +33,33 @@ def test_score_contract(bundle, tmp_path: Path, capsys) -> None:
     assert f":{4}: malformed JSON" in err and "turns[0].role: unknown role 'robot'" in err and "not valid UTF-8" in err
     assert "3 invalid lines" in err
 
-    guard = Guard.load(bundle)  # batch 32, like the CLI default: int8 scores depend slightly on batch-mates
+    guard = Guard.load(bundle)
     by_id = {r["id"]: r for r in sample_records()}
     for rec in records:
+        assert list(rec)[:8] == ["id", "decision", "end_turn", "reason", "evidence", "degraded", "turns", "notes"]
         if "error" in rec:
             assert rec["decision"] == "continue" and rec["reason"] == "degraded" and rec["degraded"] is True
-            assert set(rec["error"]) == {"file", "line", "field", "reason"}
+            assert set(rec["error"]) == {"file", "line", "field", "reason"} and rec["turns"] == []
             continue
-        assert list(rec) == ["id", "decision", "end_turn", "reason", "turns", "degraded"]
         assert rec["decision"] in ("continue", "end")
         for i, t in enumerate(rec["turns"]):
-            assert list(t) == ["index", "scores", "action"] and t["index"] == i
-        if rec["id"] in by_id:  # the CLI decides exactly as Guard.assess
+            assert list(t) == ["index", "role", "action", "reason", "evidence", "scores", "degraded", "error"]
+            assert t["index"] == i
+        if rec["id"] in by_id:  # the CLI answers exactly what Guard.assess (and /v1/assess) answers
             turns = [(t["role"], t["text"]) for t in by_id[rec["id"]]["turns"]]
-            expected = guard.assess(turns, conv_id=rec["id"]).to_record()
-            assert [t["action"] for t in rec["turns"]] == [t["action"] for t in expected["turns"]]
-            assert rec["reason"] == expected["reason"] and rec["end_turn"] == expected["end_turn"]
-            for a, b in zip(rec["turns"], expected["turns"], strict=True):
-                assert (a["scores"] is None) == (b["scores"] is None)
-                assert all(abs(a["scores"][k] - b["scores"][k]) < 1e-3 for k in a["scores"] or {})
-    assert records[3]["error"]["line"] == 4 and records[6]["id"] == "bad-role"
+            assert rec == {**guard.assess(turns, conv_id=rec["id"]).to_dict(), "notes": []}
+    assert records[3]["error"]["line"] == 4 and records[3]["id"] == "line-4" and records[6]["id"] == "bad-role"
     assert records[-2]["id"] == "17" and records[-1]["error"]["reason"].startswith("not valid UTF-8")
     ended = [r for r in records if r["decision"] == "end"]
     assert ended and all(r["end_turn"] is not None for r in ended)
 
 
-def test_batch_size_one_is_identical_to_live_scoring(bundle, tmp_path: Path) -> None:
-    """Dynamic int8 quantisation scales activations per batch: --batch-size 1 reproduces live scores exactly."""
+def test_default_scores_are_those_of_live_scoring(bundle, tmp_path: Path) -> None:
+    """Dynamic int8 quantisation scales activations per batch: the default (--batch-size 1) reproduces live
+    scores exactly, however many conversations the file holds."""
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in sample_records()))
-    assert (
-        cli_main(["score", "--bundle", str(bundle), "--input", str(inp), "--output", str(out), "--batch-size", "1"])
-        == 0
-    )
+    assert cli_main(["score", "--bundle", str(bundle), "--input", str(inp), "--output", str(out)]) == 0
     guard = Guard.load(bundle)
     for rec, raw in zip((json.loads(x) for x in out.read_text().splitlines()), sample_records(), strict=True):
         state = guard.new_conversation()
@@ -107,3 +101,117 @@ def test_python_m_serving_runs(bundle, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["id"] == "a"
+
+
+def test_messages_lines_and_lines_without_id_get_what_http_answers(bundle, guard, tmp_path: Path) -> None:
+    """The chat-stack shape is read as over HTTP (serving/messages.py), a line without an id is named line-<n>,
+    and every output line is the body /v1/assess answers for the same conversation."""
+    from fastapi.testclient import TestClient
+
+    from serving.http import Settings, create_app
+
+    bodies = [
+        {"messages": [{"role": "user", "content": "hi"}]},
+        {
+            "id": "m-1",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                *[{"role": t["role"], "content": t["text"]} for t in PERSISTENT_TURNS],
+            ],
+        },
+        {
+            "id": 7,
+            "messages": [
+                {"role": "tool", "content": "42"},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}],
+                },
+            ],
+        },
+        {"turns": PERSISTENT_TURNS},
+    ]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("\n" + "\n".join(json.dumps(b) for b in bodies) + "\n")  # a blank first line: ids count lines
+    assert cli_main(["score", "--bundle", str(bundle), "--input", str(inp), "--output", str(out), "--no-progress"]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["line-2", "m-1", "7", "line-5"]
+    client = TestClient(create_app(guard, Settings(feedback_path=str(tmp_path / "fb.jsonl"))))
+    for line, body in zip(lines, bodies, strict=True):
+        answer = client.post("/v1/assess", json=body).json()
+        assert line == {**answer, "id": line["id"]}
+    assert lines[1]["decision"] == lines[3]["decision"] == "end"
+    assert [t["role"] for t in lines[2]["turns"]] == ["tool", "user"] and len(lines[2]["notes"]) == 2
+
+
+def test_bad_and_mixed_lines_are_named(bundle, tmp_path: Path, capsys) -> None:
+    lines = [
+        {"turns": [{"role": "user", "text": "a"}], "messages": [{"role": "user", "content": "a"}]},
+        {"messages": [{"role": "user", "text": "a"}]},
+        {"turns": [{"role": "user", "content": "a"}]},
+        {"messages": [{"role": "robot", "content": "a"}]},
+        {"id": "", "turns": []},
+        {"id": True, "turns": []},
+        {"id": "empty", "turns": []},
+    ]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert cli_main(["score", "--bundle", str(bundle), "--input", str(inp), "--output", "-", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    records = [json.loads(x) for x in out.splitlines()]
+    assert [r.get("error", {}).get("field") for r in records] == [
+        "messages",
+        "messages[0].content",
+        "turns[0].text",
+        "messages[0].role",
+        "id",
+        "id",
+        None,
+    ]
+    assert "in.jsonl:1: messages: send either turns or messages, not both" in err
+    assert "in.jsonl:4: messages[0].role: unknown role 'robot'" in err
+    assert records[-1]["decision"] == "continue" and records[-1]["turns"] == []  # as HTTP: an empty chat
+
+
+def _subparsers(parser) -> dict:
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_flag_has_help_and_shows_its_default() -> None:
+    from serving.cli import build_parser
+
+    for name, sub in _subparsers(build_parser()).items():
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings}: no help"
+            if action.default not in (None, False):
+                shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+                assert f"(default: {shown})" in " ".join(text.split()), f"{name} {action.option_strings}"
+            elif action.default is None and action.option_strings and not action.required and name == "serve":
+                assert "(default: serve." in action.help, f"{name} {action.option_strings}: where from?"
+
+
+def test_bench_shows_progress_on_stderr(bundle, capsys) -> None:
+    args = ["bench", "--bundle", str(bundle), "--models", "int8", "--tokens", "16", "--iterations", "3"]
+    assert cli_main([*args, "--warmup", "1", "--cold-start-runs", "0"]) == 0
+    out, err = capsys.readouterr()
+    steps = [line for line in err.splitlines() if line.startswith("bench [")]
+    assert steps and steps[0].startswith("bench [1/") and steps[-1].startswith(f"bench [{len(steps)}/{len(steps)}]")
+    assert "onnx_int8: latency at ~16 tokens" in err and "engine" in out and "bench [" not in out
+
+
+def test_progress_without_tqdm_prints_lines() -> None:
+    import io
+
+    from serving.progress import Bar
+
+    stream = io.StringIO()
+    bar = Bar(10, "scoring", "conv", stream=stream, every_s=0.0, plain=True)
+    bar.update(4)
+    bar.close()
+    assert stream.getvalue().splitlines()[0].startswith("scoring: 4/10 conv (40%)")
