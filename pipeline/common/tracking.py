@@ -1,9 +1,12 @@
 """MLflow helpers: one experiment, one run per training, resumed by later stages.
 
 The default store is embedded (`sqlite:///mlruns.db` at the repo root, artifacts in `./mlartifacts`);
-`MLFLOW_TRACKING_URI` points everything at a team server instead. Several `dvc exp run` processes may
-write to one SQLite file at once, so every MLflow call that touches the store goes through `retry`,
-which backs off on "database is locked".
+`MLFLOW_TRACKING_URI` points everything at a team server instead. Importing this module sets
+MLFLOW_TRACKING_URI to that default when it is unset, so that every MLflow call of the process and of its
+subprocesses uses the project's store: MLflow's own default is `sqlite:///mlflow.db` in the current folder,
+and one call made without the URI would create an empty `mlflow.db` beside ours. Several `dvc exp run`
+processes may write to one SQLite file at once, so every MLflow call that touches the store goes through
+`retry`, which backs off on "database is locked".
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import random
 import subprocess
 import time
@@ -26,6 +30,9 @@ EXPERIMENT = "escalation-guard"
 MODEL_NAME = "escalation-guard-scorer"
 DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+#: Set on the experiment when it is created or found: MLflow 3's UI opens an experiment without this tag on
+#: its GenAI traces view (empty here), with it on the training runs.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 T = TypeVar("T")
 
@@ -44,6 +51,17 @@ def tracking_uri(root: str | Path | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{(Path(root or repo_root()) / DEFAULT_DB).resolve()}"
+
+
+def use_project_store() -> str:
+    """Make the project's store the process's default (MLFLOW_TRACKING_URI, inherited by subprocesses such as
+    MLflow's own model-loading checks) unless one is set already; returns the URI."""
+    uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+use_project_store()
 
 
 def artifact_location(uri: str) -> str | None:
@@ -90,15 +108,19 @@ def setup(experiment: str = EXPERIMENT) -> str:
 
     def get_or_create() -> str:
         exp = client.get_experiment_by_name(experiment)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return client.create_experiment(experiment, artifact_location=artifact_location(uri))
-        except Exception as exc:  # another process created it first
-            exp = client.get_experiment_by_name(experiment)
-            if exp is None:
-                raise exc from None
-            return exp.experiment_id
+        if exp is None:
+            try:
+                return client.create_experiment(
+                    experiment, artifact_location=artifact_location(uri), tags=EXPERIMENT_TAGS
+                )
+            except Exception as exc:  # another process created it first
+                exp = client.get_experiment_by_name(experiment)
+                if exp is None:
+                    raise exc from None
+        for key, value in EXPERIMENT_TAGS.items():  # an experiment made before the tag; one a person set is kept
+            if key not in exp.tags:
+                client.set_experiment_tag(exp.experiment_id, key, value)
+        return exp.experiment_id
 
     exp_id = retry(get_or_create)
     retry(mlflow.set_experiment, experiment_id=exp_id)
@@ -127,17 +149,58 @@ def start_or_resume_run(
     return retry(mlflow.start_run, run_name=run_name, tags=dict(tags or {}), log_system_metrics=log_system_metrics)
 
 
-def git_commit(short: bool = False) -> str:
-    """HEAD's commit (with `-dirty` if tracked files changed), or "unknown" outside git."""
+def _git(args: list[str], cwd: str | Path | None = None) -> str:
+    """git's output (CalledProcessError when git fails, e.g. outside a repository)."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10)
+    return proc.stdout.strip("\n")
+
+
+def dvc_owned_paths(dvc_yaml: str | Path) -> set[str]:
+    """The paths `dvc repro` writes (relative to dvc.yaml's folder): every stage's outs, metrics and plots,
+    dvc.lock, and the .gitignore DVC keeps beside each cached output. Several are committed (metrics, plots,
+    dvc.lock), so a repro on a clean clone rewrites them before `train` reads git's state."""
+    p = Path(dvc_yaml)
+    owned = {"dvc.lock"}
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return owned
+    for stage in (doc.get("stages") or {}).values():
+        stage = (stage or {}).get("do", stage) or {}  # foreach/matrix stages keep their body under `do`
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind) or []:
+                path, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+                path = posixpath.normpath(str(path))
+                owned.add(path)
+                if (opts or {}).get("cache", True):
+                    owned.add(posixpath.join(posixpath.dirname(path), ".gitignore"))
+    return owned
+
+
+def source_changes(cwd: str | Path | None = None) -> list[str]:
+    """Tracked files that differ from HEAD (staged or not), leaving out what DVC owns: real source changes.
+
+    Raises OSError / subprocess.SubprocessError outside git."""
+    top = Path(_git(["rev-parse", "--show-toplevel"], cwd))
+    changed = _git(["diff", "--name-only", "--no-renames", "-z", "HEAD", "--"], top).split("\0")
+    owned = dvc_owned_paths(top / "dvc.yaml")
+
+    def is_owned(path: str) -> bool:
+        return any(path == o or path.startswith(o.rstrip("/") + "/") for o in owned)
+
+    return [p for p in changed if p and not is_owned(p)]
+
+
+def git_commit(short: bool = False, cwd: str | Path | None = None) -> str:
+    """HEAD's commit, with `-dirty` if a tracked source file changed (`source_changes`: the outputs DVC
+    rewrites do not count), or "unknown" outside git."""
+    try:
+        sha = _git(["rev-parse", "HEAD"], cwd)
+        dirty = source_changes(cwd)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if dirty:
+        log.info("git tree dirty (%d changed source files, e.g. %s)", len(dirty), ", ".join(dirty[:3]))
     sha = sha[:8] if short else sha
     return f"{sha}-dirty" if dirty else sha
 

@@ -1,13 +1,18 @@
-"""MLflow helpers: store location, lock retry, data version, run resume, registry aliases."""
+"""MLflow helpers: store location, lock retry, data version, run resume, experiment kind, git state, notes."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from pipeline.common import tracking
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture()
@@ -108,3 +113,95 @@ def test_concurrent_writers_do_not_fail(store):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_experiment_opens_on_training_runs(store):
+    """MLflow 3's UI opens an experiment on the GenAI traces view unless it is tagged custom_model_development:
+    set when the experiment is created, and added to one created before (a value someone set is kept)."""
+    import mlflow
+
+    exp_id = tracking.setup()
+    client = mlflow.MlflowClient()
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    old = client.create_experiment("older", artifact_location=(store / "a").as_uri())
+    assert "mlflow.experimentKind" not in client.get_experiment(old).tags
+    tracking.setup("older")
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(old, "mlflow.experimentKind", "genai_development")
+    tracking.setup("older")
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
+    )
+
+
+DVC_YAML = """stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    outs:
+      - models/checkpoint
+      - plots/data/history.csv:
+          cache: false
+    metrics:
+      - metrics/train.json:
+          cache: false
+    plots:
+      - plots/eval
+"""
+
+
+def test_dirty_ignores_what_dvc_rewrites(tmp_path):
+    """A clean clone after `dvc repro` has rewritten committed metrics, plots and dvc.lock: not dirty; a
+    changed source file (staged or not) or param file is."""
+    repo = tmp_path / "repo"
+    for rel, text in {
+        "dvc.yaml": DVC_YAML,
+        "dvc.lock": "schema: '2.0'\n",
+        "train.py": "print(1)\n",
+        "metrics/train.json": "{}\n",
+        "plots/data/history.csv": "epoch\n",
+        "plots/eval/confusion.png": "png",
+        "models/.gitignore": "/checkpoint\n",
+    }.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _git(repo.parent, "init", "-q", str(repo))
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "c")
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert tracking.git_commit(cwd=repo) == sha and tracking.git_commit(short=True, cwd=repo) == sha[:8]
+    for rel in ("dvc.lock", "metrics/train.json", "plots/data/history.csv", "plots/eval/confusion.png"):
+        (repo / rel).write_text("rewritten by dvc repro\n")
+    (repo / "models/.gitignore").write_text("/checkpoint\n/other\n")
+    assert tracking.source_changes(repo) == []
+    assert tracking.git_commit(cwd=repo) == sha
+    (repo / "train.py").write_text("print(2)\n")
+    assert tracking.source_changes(repo) == ["train.py"]
+    assert tracking.git_commit(short=True, cwd=repo) == f"{sha[:8]}-dirty"
+    _git(repo, "add", "train.py")  # staged counts too
+    assert tracking.git_commit(cwd=repo) == f"{sha}-dirty"
+    assert tracking.git_commit(cwd=tmp_path) == "unknown"  # not a git repository
+    owned = tracking.dvc_owned_paths(repo / "dvc.yaml")
+    assert {"dvc.lock", "models/checkpoint", "models/.gitignore", "metrics/train.json", "plots/eval"} <= owned
+    assert "metrics/.gitignore" not in owned  # cache: false outputs get no .gitignore from DVC
+
+
+def test_project_store_is_the_default_of_every_mlflow_call(tmp_path):
+    """Importing tracking makes the project's store MLflow's default, so a bare client call (or a subprocess)
+    never creates MLflow's own `mlflow.db` in the current folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    code = (
+        "import os, pipeline.common.tracking, mlflow\n"
+        "mlflow.MlflowClient().search_experiments()\n"
+        "print(os.environ['MLFLOW_TRACKING_URI'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"
+    assert (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlflow.db").exists()
