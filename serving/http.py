@@ -39,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
 import threading
 import time
 import uuid
@@ -56,6 +58,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from serving.bundle import GateVerdict, gates_summary
+from serving.decision import TurnResult
 from serving.feedback_store import FeedbackStore, StoreFull
 from serving.guard import Guard
 from serving.http_models import (
@@ -66,6 +69,8 @@ from serving.http_models import (
     FeedbackRequest,
     HealthAnswer,
     Limits,
+    ObserveAnswer,
+    ObserveRequest,
     ReadyAnswer,
     first_problem,
     request_schemas,
@@ -74,12 +79,13 @@ from serving.http_models import (
 from serving.limits import Busy, Cancelled, FairSlots, TokenBuckets
 from serving.messages import with_sent_roles
 from serving.metrics_http import ServingMetrics
-from serving.policy import CONTINUE, R_DEGRADED
+from serving.policy import CONTINUE, R_DEGRADED, StateError
 from serving.schema import dumps_json
+from serving.state import ConversationState, seal, unseal
 
 log = logging.getLogger("serving.http")
 
-ROUTES = ("/v1/assess", "/v1/feedback", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+ROUTES = ("/v1/assess", "/v1/observe", "/v1/feedback", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -118,6 +124,8 @@ class Settings:
     bundle_digest: str | None = None
     #: re-score turns near a threshold with the bundle's fp32 model (serving/rescore.py), built at start-up
     rescore: bool = True
+    #: the environment variable holding the key that signs /v1/observe states (shared by every replica)
+    state_key_env: str = "ESCALATION_GUARD_STATE_KEY"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -390,11 +398,13 @@ def create_app(guard: Guard, settings: Settings | None = None) -> FastAPI:
     )
     app.state.guard, app.state.settings, app.state.metrics = guard, settings, metrics
     app.state.gate = ScoringGate(settings)
+    app.state.state_key = state_key(settings)
     app.state.ready = warm_up(guard)
     metrics.ready.set(1 if app.state.ready else 0)
     add_error_handlers(app, metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)
     add_assess_route(app, guard, settings, metrics)
+    add_observe_route(app, guard, settings, metrics)
     add_feedback_route(app, settings, metrics)
     add_probe_routes(app, guard, metrics)
     document_request_bodies(app)
@@ -518,6 +528,75 @@ def add_assess_route(app: FastAPI, guard: Guard, settings: Settings, metrics: Se
             answer = degraded_answer(conv_id, len(turns), f"{type(exc).__name__}: {exc}", notes)
             degraded_turns = len(turns)
         count_answer(metrics, answer, degraded_turns)
+        return JSONAnswer(answer)
+
+
+def state_key(settings: Settings) -> bytes:
+    """The key that signs /v1/observe states: from the environment variable `state_key_env`, so every replica
+    shares it and no config file holds it. Without one, a random key: states then work on this process only."""
+    raw = os.environ.get(settings.state_key_env, "")
+    if not raw:
+        log.warning(
+            "%s is not set: /v1/observe states are signed with a random key of this process", settings.state_key_env
+        )
+        return secrets.token_bytes(32)
+    key = raw.encode("utf-8")
+    if len(key) < 16:
+        raise ValueError(f"{settings.state_key_env} must hold at least 16 bytes (got {len(key)})")
+    return key
+
+
+def restore_state(guard: Guard, token: str | None, key: bytes) -> ConversationState:
+    """The state a client sent back (a new one for null); a forged, altered or foreign state is a 422."""
+    if token is None:
+        return guard.new_conversation()
+    try:
+        return guard.restore_state(unseal(token, key))
+    except StateError as exc:
+        raise ApiError(422, f"state refused: {exc}", "state") from None
+
+
+def observe_answer(result: Any, state: ConversationState, key: bytes, sent_role: str, notes: list[str]) -> dict:
+    answer = {**result.to_dict(), "role": sent_role}
+    answer.update(ended=state.ended, end_turn=state.policy.end_turn, state=seal(state, key), notes=notes)
+    return answer
+
+
+def add_observe_route(app: FastAPI, guard: Guard, settings: Settings, metrics: ServingMetrics) -> None:
+    gate: ScoringGate = app.state.gate
+    key: bytes = app.state.state_key
+
+    @app.post(
+        "/v1/observe",
+        summary="Score one new turn of a live conversation; its cost does not grow with the conversation",
+        response_model=ObserveAnswer,
+        responses=error_responses(400, 408, 413, 415, 422, 500, 503),
+        openapi_extra=request_body(REQUEST_REFS["ObserveRequest"]),
+    )
+    async def observe(request: Request) -> JSONResponse:
+        """One new turn (`turn` or `message`) and the previous answer's `state` (null to start). The server keeps
+        nothing: the answer's `state` carries the conversation. A scoring failure answers `continue` with
+        `"degraded": true` and the state it was sent (the turn is not in it)."""
+        require_json(request, strict=False)
+        req = validated(ObserveRequest, await read_json(request, settings), settings)
+        state, turn = restore_state(guard, req.state, key), req.read_turn()
+        notes = [f"message: {turn.note}"] if turn.note else []
+        sealed_before = req.state or seal(state, key)
+        try:
+            result = await gate.run(request, lambda _: guard.observe(state, turn.role, turn.text), 1)
+            answer = observe_answer(result, state, key, turn.sent_role, notes)
+        except (Busy, Cancelled):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failure must answer continue
+            log.exception("observe failed; answering continue (degraded)")
+            metrics.errors.labels("observe").inc()
+            failed = TurnResult.failed(state.next_index, turn.sent_role, f"{type(exc).__name__}: {exc}")
+            answer = {**failed.to_dict(), "ended": False, "end_turn": None, "state": sealed_before, "notes": notes}
+        metrics.turns.inc(0 if answer["degraded"] else 1)
+        if answer["degraded"]:
+            metrics.degraded_turns.inc()
+            metrics.degraded_responses.inc()
+        metrics.decisions.labels(answer["action"], answer["reason"]).inc()
         return JSONAnswer(answer)
 
 

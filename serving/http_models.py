@@ -338,6 +338,40 @@ class FeedbackRequest(_Strict):
         return clean_text(value)
 
 
+class ObserveRequest(_Strict):
+    """POST /v1/observe: one new turn and the state the previous answer returned (null for a new conversation)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["turn"]}, {"required": ["message"]}],
+            "examples": [
+                {"state": None, "turn": {"role": "user", "text": "hello"}},
+                {"state": "eyJ2ZXJzaW9uIjoxLC4uLn0.c2lnbmF0dXJl", "message": {"role": "assistant", "content": "Hi!"}},
+            ],
+        }
+    )
+
+    state: str | None = Field(
+        default=None,
+        description="The opaque `state` of the previous turn's answer, sent back unchanged; null or absent for a "
+        "conversation's first turn. To branch (an edited earlier message), send the state answered before it.",
+    )
+    turn: Turn | None = Field(default=None, description="The new turn as {role, text}. Send this or `message`.")
+    message: Message | None = Field(default=None, description="The new turn as a chat stack's {role, content}.")
+
+    @model_validator(mode="after")
+    def _one_turn(self) -> ObserveRequest:
+        if (self.turn is None) == (self.message is None):
+            raise PydanticCustomError("one_turn", "send exactly one of turn or message", {"field": "turn"})
+        return self
+
+    def read_turn(self) -> ReadTurn:
+        if self.turn is not None:
+            return ReadTurn(self.turn.role, self.turn.text, self.turn.role)
+        assert self.message is not None
+        return self.message.turn
+
+
 # --------------------------------------------------------------------------- responses
 class TurnAnswer(BaseModel):
     """What the scorer decided after one turn."""
@@ -376,6 +410,18 @@ class AssessAnswer(BaseModel):
     )
     error: str | None = Field(default=None, description="Only when scoring failed entirely: what failed.")
     n_turns: int | None = Field(default=None, description="Only when scoring failed entirely: turns received.")
+
+
+class ObserveAnswer(TurnAnswer):
+    """The decision after one new turn, and the state to send with the next one."""
+
+    ended: bool = Field(description="True once the conversation has ended (at this turn or before).")
+    end_turn: int | None = Field(description="Index of the turn that ended the conversation; null while it goes on.")
+    state: str = Field(
+        description="Opaque and signed: send it back with the next turn. Any replica sharing the state key can "
+        "continue it; an altered state or one from another bundle is refused (422)."
+    )
+    notes: list[str] = Field(description="What was not read of a `message` (as in /v1/assess).")
 
 
 class FeedbackAnswer(BaseModel):
@@ -432,7 +478,7 @@ class ReadyAnswer(BaseModel):
 
 def request_schemas(ref_prefix: str = "#/components/schemas/") -> tuple[dict[str, dict], dict[str, dict]]:
     """({"AssessRequest": {"$ref"}, "FeedbackRequest": {"$ref"}}, component schemas) for an OpenAPI document."""
-    models = (AssessRequest, FeedbackRequest)
+    models = (AssessRequest, FeedbackRequest, ObserveRequest)
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=ref_prefix + "{model}")
     return {m.__name__: refs[(m, "validation")] for m in models}, defs.get("$defs", {})
 
