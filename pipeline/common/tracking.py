@@ -33,6 +33,16 @@ DEFAULT_ARTIFACTS = "mlartifacts"
 #: Set on the experiment when it is created or found: MLflow 3's UI opens an experiment without this tag on
 #: its GenAI traces view (empty here), with it on the training runs.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+#: The run description the MLflow UI shows (markdown), kept as sections by `set_note_section`.
+NOTE_TAG = "mlflow.note.content"
+#: Metrics a reviewer reads first: MLflow's charts group keys by the part before "/", so these get a section
+#: of their own beside the hundred-odd detailed metrics (logged with dotted names, see `log_metrics`).
+HEADLINE_PREFIX = "headline/"
+#: The step models are logged at. `log_model` copies every metric the run holds at its `step` into the
+#: logged model; at the default step 0 that takes the first sample of each system metric (CPU, memory, disk
+#: and network of the training machine), which the run page then lists as the model's. Nothing is logged at
+#: -1; the metrics that do describe a model are attributed to it with `attribute_metrics`.
+MODEL_STEP = -1
 
 T = TypeVar("T")
 
@@ -102,8 +112,7 @@ def setup(experiment: str = EXPERIMENT) -> str:
     import mlflow
 
     uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)  # the registry follows it (unless MLFLOW_REGISTRY_URI says otherwise)
     client = mlflow.MlflowClient()
 
     def get_or_create() -> str:
@@ -270,33 +279,107 @@ def _finite(v: Any) -> bool:
     return f == f and f not in (float("inf"), float("-inf"))
 
 
-def register_model(run_id: str, artifact_path: str, *, name: str = MODEL_NAME, champion: bool = False) -> str:
-    """Register the run's logged model folder as a new version: alias `candidate`, and `champion` if asked.
-
-    Uses the registry client directly (create_model_version with the run's artifact URI) so it works
-    for a plain folder of HF files, offline, without MLflow flavour packaging.
-    """
+def register_model(
+    model_uri: str,
+    *,
+    name: str = MODEL_NAME,
+    champion: bool = False,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+) -> str:
+    """Register a logged model (`models:/m-...`, as `log_model` returns it) as a new version of `name`, with
+    `tags` and `description`; alias `candidate`, and `champion` if asked (only a model that passed every gate).
+    Returns the version."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    run = retry(client.get_run, run_id)
-    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
 
     def ensure_registered() -> None:
         try:
             client.get_registered_model(name)
         except mlflow.exceptions.MlflowException:
             try:
-                client.create_registered_model(name, description="Per-turn scorer of escalation-guard")
+                client.create_registered_model(name, description=REGISTERED_DESCRIPTION.get(name))
             except mlflow.exceptions.MlflowException as exc:
                 if "already exists" not in str(exc).lower():
                     raise
 
     retry(ensure_registered)
-    mv = retry(
-        client.create_model_version, name, source, run_id=run_id, tags={"profile": run.data.tags.get("profile", "")}
-    )
-    retry(client.set_registered_model_alias, name, "candidate", mv.version)
+    mv = retry(mlflow.register_model, model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    version = str(mv.version)
+    if description:
+        retry(client.update_model_version, name, version, description=description)
+    retry(client.set_registered_model_alias, name, "candidate", version)
     if champion:
-        retry(client.set_registered_model_alias, name, "champion", mv.version)
-    return str(mv.version)
+        retry(client.set_registered_model_alias, name, "champion", version)
+    return version
+
+
+#: What each registered model is, as the registry lists it.
+REGISTERED_DESCRIPTION = {
+    MODEL_NAME: (
+        "escalation-guard's scorer as production runs it: the serving bundle (int8 ONNX model, fp32 re-scoring "
+        "near thresholds, tokenizer, calibrated thresholds, policy) behind an MLflow pyfunc. predict() takes "
+        "conversations as rows (`turns` [{role, text}] or `messages` [{role, content}]) and returns one "
+        "decision per row (continue / end, end turn, reason, per-turn actions and scores). Alias `candidate`: "
+        "the latest pipeline run; `champion`: the latest that passed every quality gate."
+    ),
+}
+
+
+def log_headline(metrics: Mapping[str, float]) -> None:
+    """Log `metrics` to the active run under HEADLINE_PREFIX (names given without it)."""
+    import mlflow
+
+    clean = {f"{HEADLINE_PREFIX}{k}": float(v) for k, v in metrics.items() if v is not None and _finite(v)}
+    if clean:
+        retry(mlflow.log_metrics, clean)
+
+
+def attribute_metrics(run_id: str, model_id: str, prefix: str = HEADLINE_PREFIX) -> None:
+    """Attribute the run's latest metrics under `prefix` to the logged model `model_id` (MLflow's model pages
+    and the run's metric table show them as the model's); the run's history keeps one point each, as the
+    store drops an exact duplicate of (key, value, step, timestamp)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    run = retry(client.get_run, run_id)
+    found = [
+        m
+        for key in run.data.metrics
+        if key.startswith(prefix)
+        for m in retry(client.get_metric_history, run_id, key)[-1:]
+    ]
+    linked = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=run_id) for m in found]
+    if linked:
+        retry(client.log_batch, run_id, metrics=linked)
+
+
+def set_note_section(title: str, body: str) -> str:
+    """Set one `### title` section of the active run's description (NOTE_TAG), keeping the others: evaluate
+    writes the gate verdict, later stages add theirs, and a stage run again replaces its own. Returns the note."""
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("set_note_section needs an active run")
+    current = retry(mlflow.MlflowClient().get_run, run.info.run_id).data.tags.get(NOTE_TAG, "")
+    sections = _note_sections(current)
+    sections[title] = body.strip()
+    note = "\n\n".join(f"### {t}\n{b}" if t else b for t, b in sections.items()).strip() + "\n"
+    retry(mlflow.set_tag, NOTE_TAG, note)
+    return note
+
+
+def _note_sections(note: str) -> dict[str, str]:
+    """A note's `### title` sections in order (text before the first heading under "")."""
+    sections: dict[str, list[str]] = {}
+    title = ""
+    for line in note.splitlines():
+        if line.startswith("### "):
+            title = line[4:].strip()
+            sections[title] = []
+        else:
+            sections.setdefault(title, []).append(line)
+    return {t: "\n".join(lines).strip() for t, lines in sections.items() if t or "\n".join(lines).strip()}

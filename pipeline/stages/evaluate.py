@@ -7,9 +7,9 @@ valid conversations to the target false-termination rate -> models/thresholds.js
 metrics per label, calibration (ECE before/after), and every conversation replayed turn by turn through
 `serving.policy` (false terminations, termination recall, lateness, reason codes, per category). Writes
 metrics/eval.json, metrics/replay.json, metrics/gates.json, plots, a worst-errors table, and the test logits
-export's parity check reuses; logs all of it to the training run in MLflow, registers the model (alias
-`candidate`; `champion` only when every gate passes), and fails when a gate fails unless `gates.enforce` is
-false.
+export's parity check reuses; logs all of it to the training run in MLflow with the gate verdict as the run's
+description and the headline numbers under `headline/` (pipeline/evaluation/summary.py), and fails when a gate
+fails unless `gates.enforce` is false. The `register` stage registers the scorer (the bundle) after export.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pipeline.evaluation.report import (
     strip_rows,
     worst_errors,
 )
+from pipeline.evaluation.summary import log_summary
 from pipeline.evaluation.thresholds import (
     calibrated,
     fit_temperatures,
@@ -342,14 +343,10 @@ def _log_to_mlflow(run_id, ckpt, args, ev, replay, grep, baseline, err_df, pdir,
         tracking.retry(mlflow.log_artifact, str(Path(args.plots_data) / "error_attribution.json"), "metrics")
         tracking.retry(mlflow.log_table, err_df, "worst_errors.json")
         tracking.retry(mlflow.set_tags, {"gates_passed": str(grep["passed"]).lower(), "evaluated": "true"})
-        tracking.retry(mlflow.log_artifacts, str(ckpt), "model")
-        tracking.retry(mlflow.log_dict, thresholds_doc, "model/thresholds.json")
-        version = tracking.register_model(run_id, "model", champion=bool(grep["passed"]))
-        tracking.retry(mlflow.set_tag, "registered_version", version)
-        log.info(
-            "MLflow run %s: registered %s version %s (candidate%s)",
-            run_id, tracking.MODEL_NAME, version, ", champion" if grep["passed"] else "",
-        )  # fmt: skip
+        tracking.retry(mlflow.log_artifacts, str(ckpt), "checkpoint")
+        tracking.retry(mlflow.log_dict, thresholds_doc, "checkpoint/thresholds.json")
+        log_summary(ev, replay, grep, baseline)
+        log.info("MLflow run %s: gates %s", run_id, "passed" if grep["passed"] else "failed")
 
 
 if __name__ == "__main__":

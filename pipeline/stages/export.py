@@ -155,6 +155,7 @@ def log_to_mlflow(
                 onnx_execution_providers=["CPUExecutionProvider"],
                 pip_requirements=pip,
                 save_as_external_data=False,
+                step=tracking.MODEL_STEP,  # not at 0: MLflow would copy the system metrics into the model
             )
             info["model_uri"] = model_info.model_uri
             version = getattr(model_info, "registered_model_version", None)

@@ -136,7 +136,7 @@ def test_metrics_replay_and_gates(run_dir):
     assert "tfidf_lr" in base and "zero_shot" in base["profanity_check"]
 
 
-def test_mlflow_run_has_params_metrics_artifacts_and_registered_model(run_dir):
+def test_mlflow_run_has_params_metrics_artifacts_and_the_verdict(run_dir):
     import mlflow
 
     from pipeline.common import tracking
@@ -156,14 +156,23 @@ def test_mlflow_run_has_params_metrics_artifacts_and_registered_model(run_dir):
     history = client.get_metric_history(run.info.run_id, "valid_loss")
     assert len(history) >= 1
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"plots", "model", "metrics"} <= arts
+    assert {"plots", "checkpoint", "metrics"} <= arts
     assert any(a.path.endswith("worst_errors.json") for a in client.list_artifacts(run.info.run_id))
     assert run.inputs.dataset_inputs, "training dataset logged with mlflow.data"
-    mv = client.get_model_version_by_alias(tracking.MODEL_NAME, "candidate")
-    assert mv.run_id == run.info.run_id
     assert run.data.tags["gates_passed"] == "false"
-    with pytest.raises(mlflow.exceptions.MlflowException):
-        client.get_model_version_by_alias(tracking.MODEL_NAME, "champion")  # gates failed: no champion
+    # what a reviewer reads first: the experiment opens on runs, the verdict is the run's description,
+    # the headline numbers have their own section; nothing is registered before the bundle exists
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    gates = json.loads((tmp / "metrics" / "gates.json").read_text())
+    note = run.data.tags[tracking.NOTE_TAG]
+    assert note.startswith("### Quality gates\n**FAILED**: " + ", ".join(gates["failed"]))
+    assert "### Headline (test split)" in note and "termination recall" in note
+    replay = json.loads((tmp / "metrics" / "replay.json").read_text())
+    assert run.data.metrics["headline/termination_recall"] == replay["overall"]["termination_recall"]
+    assert run.data.metrics["headline/gates_passed"] == 0.0
+    assert sum(k.startswith("headline/") for k in run.data.metrics) <= 8
+    assert client.search_registered_models() == []
 
 
 def test_enforced_gates_fail_the_stage(run_dir, tmp_path, monkeypatch, capsys):
