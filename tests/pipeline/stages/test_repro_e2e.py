@@ -18,7 +18,20 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-STAGES = ("ingest", "prepare", "split", "train", "baseline", "evaluate", "export", "verify", "probes", "bench", "card")
+STAGES = (
+    "ingest",
+    "prepare",
+    "split",
+    "train",
+    "baseline",
+    "evaluate",
+    "export",
+    "verify",
+    "register",
+    "probes",
+    "bench",
+    "card",
+)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -122,3 +135,26 @@ def test_bundle_scores_conversations_through_the_cli(smoke_repo: tuple[Path, dic
     for r in rows:
         assert r["decision"] in ("continue", "end") and {"end_turn", "reason", "turns"} <= set(r)
         assert all({"index", "scores", "action"} <= set(t) for t in r["turns"])
+
+
+def test_clean_clone_gives_a_clean_run_and_a_loadable_scorer(smoke_repo: tuple[Path, dict[str, str]]) -> None:
+    """On a fresh commit `dvc repro` writes its outputs before `train` reads git: the run is not `-dirty`; the
+    registered scorer loads by alias and decides; no client call created MLflow's default `mlflow.db`."""
+    root, env = smoke_repo
+    code = (
+        "import json, mlflow\n"
+        "c = mlflow.MlflowClient()\n"
+        "mv = c.get_model_version_by_alias('escalation-guard-scorer', 'candidate')\n"
+        "run = c.get_run(mv.run_id)\n"
+        "scorer = mlflow.pyfunc.load_model('models:/escalation-guard-scorer@candidate')\n"
+        "out = scorer.predict([{'id': 'c1', 'turns': [{'role': 'user', 'text': 'hi'}]}])\n"
+        "print(json.dumps({'name': run.info.run_name, 'tags': mv.tags, 'decision': out[0]['decision']}))\n"
+    )
+    env = {**env, "MLFLOW_REGISTRY_URI": env["MLFLOW_TRACKING_URI"]}  # this store, whatever the test process holds
+    out = _run([sys.executable, "-c", code], root, env).stdout.strip().splitlines()[-1]
+    got = json.loads(out)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    assert got["name"] == f"train-smoke-{sha[:8]}", got["name"]
+    assert got["tags"]["git_commit"] == sha and got["tags"]["gates_passed"] == "false"
+    assert got["decision"] in ("continue", "end")
+    assert not (root / "mlflow.db").exists()
