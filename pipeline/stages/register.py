@@ -103,8 +103,9 @@ def log_scorer(bundle_dir: Path, manifest: BundleManifest, tags: Mapping[str, st
     """Log the bundle as a pyfunc model to the active run; returns MLflow's ModelInfo.
 
     The model is a script naming `GuardModel` with the `serving` package beside it (its source without caches),
-    so loading needs neither this repository nor an unpickled object. Logged at tracking.MODEL_STEP, so that
-    MLflow does not copy the run's system metrics into the model."""
+    so loading needs neither this repository nor an unpickled object; the bundle goes in as plain files (copied
+    first, so a bundle of links works). Logged at tracking.MODEL_STEP, so that MLflow does not copy the run's
+    system metrics into the model."""
     import mlflow
 
     import serving
@@ -114,13 +115,15 @@ def log_scorer(bundle_dir: Path, manifest: BundleManifest, tags: Mapping[str, st
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "serving"
         shutil.copytree(Path(serving.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        bundle = Path(tmp) / "bundle"  # plain files: MLflow refuses links out of the model (a DVC symlink cache)
+        shutil.copytree(bundle_dir, bundle)
         script = Path(tmp) / "scorer_model.py"
         script.write_text(MODEL_SCRIPT, encoding="utf-8")
         return tracking.retry(
             mlflow.pyfunc.log_model,
             name=ARTIFACT_NAME,
             python_model=str(script),
-            artifacts={mlflow_pyfunc.BUNDLE_ARTIFACT: str(bundle_dir)},
+            artifacts={mlflow_pyfunc.BUNDLE_ARTIFACT: str(bundle)},
             code_paths=[str(code)],
             signature=mlflow_pyfunc.signature(manifest.labels),
             input_example=mlflow_pyfunc.input_example(),

@@ -132,3 +132,27 @@ def test_no_mlflow_registers_nothing(tmp_path: Path) -> None:
     from pipeline.stages import register
 
     assert register.main(["--no-mlflow", "--bundle", str(tmp_path / "none"), "--profile", "smoke"]) == 0
+
+
+@pytest.mark.slow
+def test_shipped_bundle_through_the_registry_decides_the_test_split_as_guard(tmp_path: Path, monkeypatch) -> None:
+    """The issue's done-when on real outputs (after `dvc repro`): models/bundle registered into a temp store,
+    loaded by alias, and every test-split conversation decided exactly as Guard.assess decides it."""
+    import mlflow
+
+    from pipeline.data.split_files import read_split
+    from pipeline.stages import register
+
+    bundle, split = REPO_ROOT / "models" / "bundle", REPO_ROOT / "data" / "splits" / "test.parquet"
+    if not (bundle / "bundle.json").is_file() or not split.is_file():
+        pytest.skip("needs models/bundle and data/splits/test.parquet (dvc repro)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", (tmp_path / "artifacts").as_uri())
+    metrics = REPO_ROOT / "metrics"
+    args = ["--bundle", str(bundle), "--gates", str(metrics / "gates.json"), "--export-metrics"]
+    args += [str(metrics / "export.json"), "--serving", str(metrics / "serving.json")]
+    assert register.main([*args, "--config-dir", str(REPO_ROOT / "configs")]) == 0
+    rows = [{"id": c.id, "turns": [{"role": t.role, "text": t.text} for t in c.turns]} for c in read_split(split)]
+    got = mlflow.pyfunc.load_model(f"models:/{tracking.MODEL_NAME}@candidate").predict(rows)
+    guard = Guard.load(bundle)
+    assert got == [{**guard.assess(r["turns"], r["id"]).to_dict(), "notes": []} for r in rows]
