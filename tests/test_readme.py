@@ -32,7 +32,9 @@ def commands(prefix: str) -> list[str]:
 
 
 def test_python_examples_run(bundle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    found = blocks("python")
+    found = [
+        b for b in blocks("python") if "models:/" not in b
+    ]  # the MLflow one: tests/pipeline/stages/test_register.py
     assert found, "README.md has no ```python block"
     monkeypatch.chdir(tmp_path)
     for i, code in enumerate(found):
@@ -70,7 +72,11 @@ def test_http_examples_answer_200(guard, tmp_path: Path) -> None:
         path = url.removeprefix("localhost:8000")
         if "-d" in argv:
             r = client.post(path, content=argv[argv.index("-d") + 1], headers={"content-type": "application/json"})
-            assert r.status_code == 200 and r.json()["decision"] in ("continue", "end"), (command, r.text)
+            answer = r.json()
+            assert r.status_code == 200 and answer.get("decision", answer.get("action")) in ("continue", "end"), (
+                command,
+                r.text,
+            )
         else:
             assert client.get(path).status_code == 200, command
 

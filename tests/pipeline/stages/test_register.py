@@ -156,3 +156,13 @@ def test_shipped_bundle_through_the_registry_decides_the_test_split_as_guard(tmp
     got = mlflow.pyfunc.load_model(f"models:/{tracking.MODEL_NAME}@candidate").predict(rows)
     guard = Guard.load(bundle)
     assert got == [{**guard.assess(r["turns"], r["id"]).to_dict(), "notes": []} for r in rows]
+
+
+def test_the_readme_mlflow_example_runs(registered) -> None:
+    from tests.test_readme import blocks
+
+    (code,) = [b for b in blocks("python") if "models:/" in b]
+    namespace: dict = {}
+    exec(compile(code, "README.md MLflow block", "exec"), namespace)
+    (answer,) = namespace["scorer"].predict([{"id": "c1", "turns": [{"role": "user", "text": "please end this chat"}]}])
+    assert answer["id"] == "c1" and answer["decision"] in ("continue", "end")
