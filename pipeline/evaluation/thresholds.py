@@ -248,6 +248,38 @@ def _best_combo(
     return None if combo == now else (combo, s)
 
 
+def _search_coordinate(
+    base: PolicyConfig,
+    conversations: Sequence[Conversation],
+    scores: Sequence[Sequence[Mapping[str, float]]],
+    current: dict[str, float],
+    names: tuple[str, ...],
+    grids: tuple[list[float], list[float]],
+    sh_start: float,
+    budget: float,
+    cal: CalibrationConfig,
+) -> tuple[dict[str, Any], ReplaySummary] | None:
+    """One coordinate of the search, `current` updated in place; None when it does not move. The veto is not
+    searched for utility: its safety rule sets it."""
+    grid, joint_grid = grids
+    if names == ("self_harm_risk",):
+        value, safe_max = veto_threshold(base, conversations, scores, current, sh_start, grid, cal)
+        if value == current["self_harm_risk"]:
+            return None
+        current["self_harm_risk"] = value
+        best = summarise_replay(base.with_thresholds(current), conversations, scores)
+        return {"label": "self_harm_risk", "valid_safe_max": safe_max}, best
+    names_grid = joint_grid if len(names) > 1 else grid
+    found = _best_combo(
+        base, conversations, scores, current, names, names_grid, budget, cal.early_end_cost, cal.tie_tolerance
+    )
+    if found is None:
+        return None
+    combo, best = found
+    current.update(dict(zip(names, combo, strict=True)))
+    return {"label": "+".join(names)}, best
+
+
 def tune_policy_thresholds(
     base: PolicyConfig,
     conversations: Sequence[Conversation],
@@ -280,33 +312,14 @@ def tune_policy_thresholds(
     for p in range(1, cal.search_passes + 1):
         changed = False
         for names in coords:
-            if names == ("self_harm_risk",):  # not searched for utility: set by its safety rule
-                value, safe_max = veto_threshold(base, conversations, scores, current, sh_start, grid, cal)
-                if value == current["self_harm_risk"]:
-                    continue
-                current["self_harm_risk"] = value
-                best = summarise_replay(base.with_thresholds(current), conversations, scores)
-                step = {"pass": p, "label": "self_harm_risk", "valid_safe_max": safe_max}
-            else:
-                names_grid = joint_grid if len(names) > 1 else grid
-                found = _best_combo(
-                    base,
-                    conversations,
-                    scores,
-                    current,
-                    names,
-                    names_grid,
-                    budget,
-                    cal.early_end_cost,
-                    cal.tie_tolerance,
-                )
-                if found is None:
-                    continue
-                combo, best = found
-                current.update(dict(zip(names, combo, strict=True)))
-                step = {"pass": p, "label": "+".join(names)}
+            moved = _search_coordinate(
+                base, conversations, scores, current, names, (grid, joint_grid), sh_start, budget, cal
+            )
+            if moved is None:
+                continue
+            step, best = moved
             changed = True
-            trace.append({**step, "thresholds": dict(current), **best.to_dict()})
+            trace.append({"pass": p, **step, "thresholds": dict(current), **best.to_dict()})
         if not changed:
             break
     return current, best, trace
