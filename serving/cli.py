@@ -1,4 +1,4 @@
-"""`python -m serving score|serve|bench|inspect`.
+"""`python -m serving score|batch|serve|bench|inspect`.
 
 `score` is the offline contract (DESIGN.md): one output line per non-blank input line, in order. An input
 line is a conversation as HTTP takes it: `{"id"?, "turns": [{"role", "text"}]}` or `{"id"?, "messages":
@@ -60,22 +60,31 @@ def _count_lines(src: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def score_records(guard: Any, records: Sequence[ScoringRecord]) -> list[dict[str, Any]]:
+    """The output lines of valid conversations, scored in one call: what `score` and `batch` both write, so
+    the two commands answer alike by construction (a scorer failure answers every one continue/degraded)."""
+    try:
+        decisions = guard.assess_many([(r.id, r.pairs) for r in records])
+    except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
+        log.exception("scoring %d conversations failed; writing them as continue/degraded", len(records))
+        decisions = failed_decisions(list(records), f"{type(exc).__name__}: {exc}")
+    return [
+        with_sent_roles(d.to_dict(), [t.sent_role for t in r.turns], r.notes)
+        for r, d in zip(records, decisions, strict=True)
+    ]
+
+
 def _flush_pending(
     guard: Any, pending: list[ScoringRecord | LineProblem], out: TextIO, counts: dict[str, int], bar: Bar | None
 ) -> None:
     """Score the pending conversations in one call and write every pending line's record, in input order."""
-    records = [p for p in pending if isinstance(p, ScoringRecord)]
-    try:
-        decisions = iter(guard.assess_many([(r.id, r.pairs) for r in records]))
-    except Exception as exc:  # noqa: BLE001 - the scorer failed: every line still gets a continue
-        log.exception("scoring %d conversations failed; writing them as continue/degraded", len(records))
-        decisions = iter(failed_decisions(records, f"{type(exc).__name__}: {exc}"))
+    answers = iter(score_records(guard, [p for p in pending if isinstance(p, ScoringRecord)]))
     for item in pending:
         if isinstance(item, LineProblem):
             line = error_record(item)
             counts["invalid"] += 1
         else:
-            line = with_sent_roles(next(decisions).to_dict(), [t.sent_role for t in item.turns], item.notes)
+            line = next(answers)
             counts["scored"] += 1
             counts["ended"] += line["decision"] == END
             counts["degraded"] += bool(line["degraded"])
@@ -125,6 +134,33 @@ def cmd_score(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if args.strict and counts["invalid"] else 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from serving.batch_ray import GuardSettings, score_dataset
+
+    src = Path(args.input)
+    if not src.is_file():
+        print(f"error: {src}: input file not found", file=sys.stderr)
+        return 2
+    settings = GuardSettings(model=args.model, threads=args.threads, rescore=not args.no_rescore)
+    summary = score_dataset(
+        src, args.output, args.bundle, args.workers, args.address, batch_size=args.chunk, settings=settings
+    )
+    for problem in summary.errors:
+        print(f"invalid: {problem}", file=sys.stderr)
+    print(
+        f"{summary.lines} records in, {summary.written} lines out: {summary.scored} conversations scored "
+        f"({summary.ended} ended, {summary.degraded} with degraded turns, {summary.named} without an id named "
+        f"line-<n>), {summary.invalid} invalid records written as continue/degraded error records -> {args.output}",
+        file=sys.stderr,
+    )
+    print(
+        f"{summary.workers} workers, {summary.seconds:.1f} s: {summary.conversations_per_s:.1f} conversations/s, "
+        f"{summary.turns_per_s:.1f} turns/s ({summary.turns} turns)",
+        file=sys.stderr,
+    )
+    return 1 if args.strict and summary.invalid else 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -247,6 +283,34 @@ def _score_parser(sub: Any) -> None:
     s.set_defaults(func=cmd_score)
 
 
+def _batch_parser(sub: Any) -> None:
+    s = sub.add_parser(
+        "batch",
+        help="score a JSONL or Parquet file of conversations on Ray workers, answers as score writes them",
+        description="The score command spread over a Ray cluster (pip install -e '.[batch]'): one Guard per "
+        "worker, the same answers, one output line per input record in input order. Input: JSONL lines as score "
+        "reads them, or a Parquet file with id and turns or messages columns (row n is line n). Prints "
+        "conversations/s and turns/s at the end.",
+        formatter_class=HelpFormatter,
+    )
+    s.add_argument("--bundle", default="models/bundle", help="the bundle folder, read here and sent to workers")
+    s.add_argument("--input", required=True, help="JSONL or .parquet file of conversations")
+    s.add_argument("--output", required=True, help="JSONL file for the decisions")
+    s.add_argument("--workers", type=int, default=2, help="Ray actors, one Guard (one CPU) each")
+    s.add_argument(
+        "--address",
+        help="a running Ray cluster (auto, ray://head:10001); default: start a local one of --workers CPUs",
+    )
+    s.add_argument("--chunk", type=int, default=64, help="conversations per worker call (Ray Data batch_size)")
+    s.add_argument("--model", default="int8", help="int8 (model.onnx) | fp32 (model.fp32.onnx)")
+    s.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per worker")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any input record was invalid")
+    s.add_argument(
+        "--no-rescore", action="store_true", help="the model alone: no fp32 re-scoring of turns near a threshold"
+    )
+    s.set_defaults(func=cmd_batch)
+
+
 def _serve_parser(sub: Any) -> None:
     v = sub.add_parser(
         "serve",
@@ -293,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     _score_parser(sub)
+    _batch_parser(sub)
     _serve_parser(sub)
     _bench_parser(sub)
     i = sub.add_parser(
