@@ -581,7 +581,7 @@ def add_observe_route(app: FastAPI, guard: Guard, settings: Settings, metrics: S
         req = validated(ObserveRequest, await read_json(request, settings), settings)
         state, turn = restore_state(guard, req.state, key), req.read_turn()
         notes = [f"message: {turn.note}"] if turn.note else []
-        sealed_before = req.state or seal(state, key)
+        index = state.next_index
         try:
             result = await gate.run(request, lambda _: guard.observe(state, turn.role, turn.text), 1)
             answer = observe_answer(result, state, key, turn.sent_role, notes)
@@ -590,8 +590,9 @@ def add_observe_route(app: FastAPI, guard: Guard, settings: Settings, metrics: S
         except Exception as exc:  # noqa: BLE001 - a failure must answer continue
             log.exception("observe failed; answering continue (degraded)")
             metrics.errors.labels("observe").inc()
-            failed = TurnResult.failed(state.next_index, turn.sent_role, f"{type(exc).__name__}: {exc}")
-            answer = {**failed.to_dict(), "ended": False, "end_turn": None, "state": sealed_before, "notes": notes}
+            failed = TurnResult.failed(index, turn.sent_role, f"{type(exc).__name__}: {exc}")
+            sent = req.state or seal(guard.new_conversation(), key)  # the state it was sent: the turn is not in it
+            answer = {**failed.to_dict(), "ended": False, "end_turn": None, "state": sent, "notes": notes}
         metrics.turns.inc(0 if answer["degraded"] else 1)
         if answer["degraded"]:
             metrics.degraded_turns.inc()
